@@ -1,0 +1,103 @@
+"""Pixel work of recombination: resize, rotate, crop, soften and paste a foreground. No
+randomness (every choice comes in `RecombineParams`) and no I/O."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .sampling import RecombineParams, foreground_pixel_size, place, placement_range
+
+
+def alpha_coverage_of(foreground: Image.Image) -> float:
+    """Mean alpha / 255 of an RGBA crop."""
+    return float(np.asarray(foreground.getchannel("A"), dtype=np.float64).mean() / 255.0)
+
+
+def resize_foreground(foreground: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize an RGBA crop (Pillow premultiplies alpha for RGBA, so edges keep their colour)."""
+    if foreground.size == size:
+        return foreground
+    return foreground.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+
+
+def rotate_foreground(foreground: Image.Image, angle: float) -> Image.Image:
+    """Rotate counter-clockwise by `angle` degrees, growing the canvas so nothing is cut."""
+    if angle == 0:
+        return foreground
+    return foreground.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+
+
+def crop_to_fit(foreground: Image.Image, canvas_size: tuple[int, int], crop: Sequence[float]) -> Image.Image:
+    """Crop a foreground larger than the canvas down to it; `crop` (u, v) picks which part stays."""
+    width, height = foreground.size
+    keep_w, keep_h = min(width, canvas_size[0]), min(height, canvas_size[1])
+    if (keep_w, keep_h) == (width, height):
+        return foreground
+    left = int(round(crop[0] * (width - keep_w)))
+    top = int(round(crop[1] * (height - keep_h)))
+    return foreground.crop((left, top, left + keep_w, top + keep_h))
+
+
+def soften_edges(foreground: Image.Image, sigma: float) -> tuple[Image.Image, int]:
+    """Blur the alpha edge with a Gaussian of `sigma` px. The crop is padded first (colour by edge
+    replication, alpha by zeros) so the blur is not clipped; returns the image and the padding."""
+    if sigma <= 0:
+        return foreground, 0
+    pad = int(math.ceil(3 * sigma))
+    array = np.asarray(foreground)
+    rgb = np.pad(array[..., :3], ((pad, pad), (pad, pad), (0, 0)), mode="edge").astype(np.float32)
+    alpha = np.pad(array[..., 3], pad, mode="constant")
+    # The blurred alpha reaches pixels that were transparent, whose colour is meaningless:
+    # give them the object's own nearby colour (normalised convolution of premultiplied RGB)
+    # so the soft edge fades object colour into the background instead of a dark halo.
+    weight = alpha.astype(np.float32) / 255.0
+    wide = ImageFilter.GaussianBlur(radius=2 * sigma + 1)
+    premultiplied = Image.fromarray((rgb * weight[..., None]).round().astype(np.uint8), "RGB").filter(wide)
+    spread = np.asarray(Image.fromarray(alpha).filter(wide), dtype=np.float32) / 255.0
+    filled = np.asarray(premultiplied, dtype=np.float32) / np.maximum(spread, 1e-3)[..., None]
+    rgb = np.where((weight < 1.0)[..., None] & (spread > 0)[..., None], filled, rgb)
+    blurred = Image.fromarray(alpha).filter(ImageFilter.GaussianBlur(radius=sigma))
+    out = np.dstack([rgb.clip(0, 255).round().astype(np.uint8), np.asarray(blurred)])
+    return Image.fromarray(out, "RGBA"), pad
+
+
+def paste_foreground(
+    background: Image.Image,
+    foreground: Image.Image,
+    params: RecombineParams,
+    *,
+    rel_jut_out: float = 0.0,
+) -> tuple[Image.Image, Image.Image]:
+    """Composite an RGBA foreground crop onto an RGB background as `params` say.
+
+    Returns the RGB image and the pasted alpha (mode L, aligned with the image). The
+    foreground's opaque area is `params.target_area` of the canvas, unless it had to be cropped
+    to fit or juts out.
+    """
+    canvas = background.convert("RGB") if background.mode != "RGB" else background.copy()
+    size = foreground_pixel_size(params.target_area, canvas.size, foreground.size, alpha_coverage_of(foreground))
+    foreground = rotate_foreground(resize_foreground(foreground, size), params.angle)
+    foreground = crop_to_fit(foreground, canvas.size, params.crop)
+    x_range = placement_range(canvas.size[0], foreground.size[0], rel_jut_out)
+    y_range = placement_range(canvas.size[1], foreground.size[1], rel_jut_out)
+    left, top = place(params.position[0], *x_range), place(params.position[1], *y_range)
+    foreground, pad = soften_edges(foreground, params.sigma)
+    alpha = foreground.getchannel("A")
+    canvas.paste(foreground.convert("RGB"), (left - pad, top - pad), alpha)
+    mask = Image.new("L", canvas.size, 0)
+    mask.paste(alpha, (left - pad, top - pad))
+    return canvas, mask
+
+
+def paste_at_box(background: Image.Image, foreground: Image.Image, box: Sequence[int]) -> Image.Image:
+    """Put a foreground back where it was cut from (reconstructing its original image)."""
+    canvas = background.convert("RGB") if background.mode != "RGB" else background.copy()
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if foreground.size != (x1 - x0, y1 - y0) and x1 > x0 and y1 > y0:
+        foreground = foreground.resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR)
+    canvas.paste(foreground.convert("RGB"), (x0, y0), foreground.getchannel("A"))
+    return canvas

@@ -1,0 +1,129 @@
+"""`load_dataset`: a recombination config of a release, from the Hub or a local folder."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional, Union
+
+import datasets
+from datasets import Dataset, DatasetDict
+
+from .config import RecombineConfig
+from .features import DATA_CONFIGS, check_columns
+from .originals import Source
+from .pool import MIN_BACKGROUNDS_PER_CLASS
+from .recombine import Recombine
+from .release import read_release_info
+from .transforms import GeometricTransform
+
+
+def _hub_kwargs(revision, cache_dir, token, num_proc) -> dict:
+    kwargs = {"revision": revision, "cache_dir": cache_dir, "token": token, "num_proc": num_proc}
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def _load_data_config(path, config: str, split: str, hub_kwargs: dict) -> Dataset:
+    dataset = datasets.load_dataset(str(path), config, split=split, **hub_kwargs)
+    check_columns(config, dataset.features, where=f"{path} ({config}/{split})")
+    return dataset.cast_column("image", datasets.Image(decode=False))
+
+
+def _available_splits(path, hub_kwargs: dict) -> list[str]:
+    builder = datasets.load_dataset_builder(str(path), "foregrounds", **hub_kwargs)
+    return list(builder.config.data_files or {})
+
+
+def load_dataset(
+    path: Union[str, os.PathLike],
+    name: str,
+    split: Optional[str] = None,
+    *,
+    seed: int = 0,
+    epoch: int = 0,
+    num_epochs: Optional[int] = None,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    token: Optional[Union[str, bool]] = None,
+    num_proc: Optional[int] = None,
+    source: Optional[Source] = None,
+    background_transform: Optional[Union[GeometricTransform, Callable]] = None,
+    image_transform: Optional[Callable] = None,
+    return_mask: bool = False,
+    return_params: bool = False,
+    train: Optional[bool] = None,
+    min_backgrounds_per_class: int = MIN_BACKGROUNDS_PER_CLASS,
+    **config_overrides: Any,
+) -> Union[Dataset, DatasetDict]:
+    """Load config `name` of a RecombiNet release, recombining each sample when it is read.
+
+    Args:
+        path: a Hub dataset id (`"org/name"`) or a local release folder (same layout).
+        name: a recombination config name such as `"same-range-pt0.8"` (see `RecombineConfig`),
+            or a data config (`"foregrounds"`, `"backgrounds"`, `"masks"`), returned as stored.
+        split: `"train"` or `"validation"`; None gives a `DatasetDict` of all splits.
+        seed, epoch, num_epochs: randomness derives from (seed, epoch, idx) only; change the
+            epoch with `set_epoch(dataset, epoch)` or `dataset.set_epoch(epoch)`.
+        revision, cache_dir, token, num_proc: passed to `datasets.load_dataset`.
+        source, background_transform, image_transform, return_mask, return_params,
+        min_backgrounds_per_class: see `Recombine`.
+        train: random (True) or centred (False) crops of oversized foregrounds; default: split == "train".
+        **config_overrides: recombination parameters, e.g. `rotation=20` (shown in `config.name`).
+
+    Returns:
+        A `datasets.Dataset` whose rows are `{"image" | "pixel_values", "label", "fg_key",
+        "bg_key", "bg_label"}` (+ `mask`, `params`), or a `DatasetDict` when `split` is None.
+    """
+    hub_kwargs = _hub_kwargs(revision, cache_dir, token, num_proc)
+    read_release_info(path, revision=revision, token=token, cache_dir=cache_dir)
+    if name in DATA_CONFIGS:
+        if config_overrides:
+            raise ValueError(f"Recombination parameters {sorted(config_overrides)} do not apply to data config {name!r}.")
+        return datasets.load_dataset(str(path), name, split=split, **hub_kwargs)
+    config = RecombineConfig.from_name(name, **config_overrides)
+    splits = _available_splits(path, hub_kwargs)
+    if split is None:
+        return DatasetDict(
+            {
+                each: load_dataset(
+                    path, config.name, each, seed=seed, epoch=epoch, num_epochs=num_epochs, source=source,
+                    background_transform=background_transform, image_transform=image_transform,
+                    return_mask=return_mask, return_params=return_params, train=train,
+                    min_backgrounds_per_class=min_backgrounds_per_class, **hub_kwargs,
+                )
+                for each in splits
+            }
+        )
+    if split not in splits:
+        raise ValueError(f"Unknown split {split!r} for {path}; available splits: {splits}.")
+    foregrounds = _load_data_config(path, "foregrounds", split, hub_kwargs)
+    backgrounds = _load_data_config(path, "backgrounds", split, hub_kwargs)
+    recombiner = Recombine(
+        config,
+        backgrounds,
+        seed=seed,
+        epoch=epoch,
+        num_epochs=num_epochs,
+        train=(split == "train") if train is None else train,
+        min_backgrounds_per_class=min_backgrounds_per_class,
+        source=source,
+        background_transform=background_transform,
+        image_transform=image_transform,
+        return_mask=return_mask,
+        return_params=return_params,
+    )
+    foregrounds.set_transform(recombiner)
+    return foregrounds
+
+
+def get_recombiner(dataset: Dataset) -> Recombine:
+    """The `Recombine` transform of a dataset from `load_dataset` (survives `select`/`shuffle`)."""
+    transform = (dataset.format.get("format_kwargs") or {}).get("transform")
+    if not isinstance(transform, Recombine):
+        raise ValueError("This dataset has no recombination transform; load it with `recombinet_hf.load_dataset`.")
+    return transform
+
+
+def set_epoch(dataset: Dataset, epoch: int) -> None:
+    """Set the epoch of a recombined dataset: images change, schedules advance. Reaches running
+    (persistent) DataLoader workers started by fork."""
+    get_recombiner(dataset).set_epoch(epoch)

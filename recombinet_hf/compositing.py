@@ -65,6 +65,12 @@ def soften_edges(foreground: Image.Image, sigma: float) -> tuple[Image.Image, in
     return Image.fromarray(out, "RGBA"), pad
 
 
+def nonant_range(canvas: int, extent: int, cell: int) -> tuple[float, float]:
+    """Top-left coordinates keeping an object of `extent` px inside third `cell` (0-2) of an axis."""
+    lo, hi = cell * canvas / 3, (cell + 1) * canvas / 3 - extent
+    return (lo, hi) if lo <= hi else ((lo + hi) / 2, (lo + hi) / 2)
+
+
 def paste_foreground(
     background: Image.Image,
     foreground: Image.Image,
@@ -84,6 +90,9 @@ def paste_foreground(
     foreground = crop_to_fit(foreground, canvas.size, params.crop)
     x_range = placement_range(canvas.size[0], foreground.size[0], rel_jut_out)
     y_range = placement_range(canvas.size[1], foreground.size[1], rel_jut_out)
+    if params.nonant is not None:
+        x_range = nonant_range(canvas.size[0], foreground.size[0], params.nonant % 3)
+        y_range = nonant_range(canvas.size[1], foreground.size[1], params.nonant // 3)
     left, top = place(params.position[0], *x_range), place(params.position[1], *y_range)
     foreground, pad = soften_edges(foreground, params.sigma)
     alpha = foreground.getchannel("A")

@@ -8,12 +8,14 @@ row, config, seed, epoch, idx): the same in every DataLoader worker and after an
 from __future__ import annotations
 
 import ctypes
+import math
 import multiprocessing
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
 from PIL import Image
 
+from ._validation import check_range
 from .compositing import paste_at_box, paste_foreground
 from .config import RecombineConfig
 from .images import decode_image, image_bytes, to_rgb, to_rgba
@@ -80,6 +82,8 @@ class Recombine:
             (output in `pixel_values`), applied last.
         return_mask: add `mask`, the pasted alpha aligned with the output.
         return_params: add `params`, the sampled `RecombineParams` as a dict (replay with `apply`).
+        fg_in_nonant: evaluation hook (centre bias): place every object in cell 0-8 of a 3x3 grid.
+        fg_size_factor: evaluation hook (size bias): multiply every target area by this factor.
     """
 
     def __init__(
@@ -97,6 +101,8 @@ class Recombine:
         image_transform: Optional[Callable] = None,
         return_mask: bool = False,
         return_params: bool = False,
+        fg_in_nonant: Optional[int] = None,
+        fg_size_factor: float = 1.0,
     ) -> None:
         self.config = RecombineConfig.from_name(config) if isinstance(config, str) else config
         if int(seed) < 0:
@@ -132,6 +138,10 @@ class Recombine:
         self.image_transform = image_transform
         self.return_mask = return_mask
         self.return_params = return_params
+        if fg_in_nonant is not None and fg_in_nonant not in range(9):
+            raise ValueError(f"`fg_in_nonant` must be None or an integer in 0..8, got {fg_in_nonant!r}.")
+        self.fg_in_nonant = fg_in_nonant
+        self.fg_size_factor = check_range("fg_size_factor", float(fg_size_factor), 0.0, math.inf, lo_inclusive=False)
 
     # epochs -----------------------------------------------------------------------------
     @property
@@ -160,6 +170,8 @@ class Recombine:
             fg_ratio=float(row["fg_ratio"]),
             bg_ratio=float(self.pool.fg_ratios[bg_row]),
             train=self.train,
+            size_factor=self.fg_size_factor,
+            nonant=self.fg_in_nonant,
         )
         return RecombineParams(idx=int(row["idx"]), bg_idx=int(self.pool.idx[bg_row]), **geometry)
 

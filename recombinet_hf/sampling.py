@@ -139,6 +139,8 @@ class RecombineParams:
         crop: (u, v) in [0, 1]: which part of a foreground larger than the canvas is kept.
         sigma: Gaussian sigma (pixels) of the alpha edge; 0 = hard edge.
         background_transform: parameters of the background transform, if any.
+        nonant: evaluation hook: the cell (0-8, row-major) of a 3x3 grid the object is placed
+            in (its target area is then relative to the cell), or None for the whole canvas.
     """
 
     idx: int
@@ -150,6 +152,7 @@ class RecombineParams:
     crop: tuple[float, float] = (0.5, 0.5)
     sigma: float = 0.0
     background_transform: dict = field(default_factory=dict)
+    nonant: Optional[int] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,11 +172,19 @@ def sample_geometry(
     fg_ratio: float,
     bg_ratio: float,
     train: bool = True,
+    size_factor: float = 1.0,
+    nonant: Optional[int] = None,
 ) -> dict:
-    """Draw the geometric parameters of one paste (size, angle, position, crop, edge sigma)."""
+    """Draw the geometric parameters of one paste (size, angle, position, crop, edge sigma).
+
+    The evaluation hooks scale the target area by `size_factor` (size bias) and confine the
+    object to grid cell `nonant` (centre bias; the area is then relative to the cell).
+    """
     target_area = sample_target_area(rng, fg_ratio, bg_ratio, config.fg_size_mode, config.fg_scale_jitter)
+    target_area *= size_factor / (9 if nonant is not None else 1)
     angle = float(rng.uniform(-config.rotation, config.rotation)) if config.rotation > 0 else 0.0
     position = tuple(float(v) for v in sample_bates(rng, config.fg_bates_n, size=2))
     crop = tuple(float(v) for v in rng.random(2)) if train else (0.5, 0.5)
     sigma = float(rng.uniform(0.1, 1.0) * config.mask_smoothing_sigma) if config.mask_smoothing_sigma > 0 else 0.0
-    return {"target_area": target_area, "angle": angle, "position": position, "crop": crop, "sigma": sigma}
+    geometry = {"target_area": target_area, "angle": angle, "position": position, "crop": crop, "sigma": sigma}
+    return geometry if nonant is None else {**geometry, "nonant": int(nonant)}

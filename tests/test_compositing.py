@@ -144,3 +144,25 @@ def test_any_input_mode_converts(mode):
     assert rgb.mode == "RGB" and rgba.mode == "RGBA" and rgb.size == (20, 10)
     if mode == "CMYK":
         assert np.abs(np.asarray(rgb, dtype=int)[0, 0] - [200, 100, 50]).max() <= 2
+
+
+@pytest.mark.parametrize("nonant", [0, 4, 8])
+def test_nonant_hook_places_the_object_in_its_cell(nonant):
+    config = RecombineConfig(mask_smoothing_sigma=0)
+    background = Image.new("RGB", (300, 240))
+    foreground = Image.new("RGBA", (30, 30), (255, 255, 255, 255))
+    for index in range(30):
+        geometry = sample_geometry(sample_generators(0, 0, index)[1], config, fg_ratio=0.2, bg_ratio=0.3, nonant=nonant)
+        _, mask = paste_foreground(background, foreground, RecombineParams(idx=index, **geometry))
+        ys, xs = np.nonzero(np.asarray(mask))
+        column, row = nonant % 3, nonant // 3
+        assert column * 100 <= xs.min() and xs.max() < (column + 1) * 100 + 1
+        assert row * 80 <= ys.min() and ys.max() < (row + 1) * 80 + 1
+        assert len(xs) == pytest.approx(geometry["target_area"] * 300 * 240, rel=0.05)
+
+
+def test_size_factor_hook_scales_the_area():
+    config = RecombineConfig(mask_smoothing_sigma=0, fg_scale_jitter=0, fg_size_mode="mean")
+    base = sample_geometry(sample_generators(0, 0, 1)[1], config, fg_ratio=0.1, bg_ratio=0.1)
+    doubled = sample_geometry(sample_generators(0, 0, 1)[1], config, fg_ratio=0.1, bg_ratio=0.1, size_factor=2.0)
+    assert doubled["target_area"] == pytest.approx(2 * base["target_area"])

@@ -13,6 +13,35 @@ from .recombine import Recombine
 from .sampling import RecombineParams, sample_bates
 from .transforms import CenterCrop, Compose, RandomHorizontalFlip, RandomResizedCrop, Resize
 
+# Imported on first use (they import torch / transformers.Trainer): name -> submodule.
+_LAZY = {
+    "CutMix": "mixing",
+    "MixCollator": "mixing",
+    "MixUp": "mixing",
+    "RandomChoice": "mixing",
+    "soft_cross_entropy": "mixing",
+    "RecombineIterableDataset": "streaming",
+    "split_dataset_by_node": "streaming",
+    "EpochCallback": "training",
+    "ImageClassificationCollator": "training",
+    "LabelSpace": "training",
+    "RecombineTrainer": "training",
+    "compute_accuracy": "training",
+    "image_processor_for": "training",
+    "load_original_images": "training",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "FORMAT_VERSION",
     "CenterCrop",
@@ -29,4 +58,5 @@ __all__ = [
     "release_features",
     "sample_bates",
     "set_epoch",
+    *sorted(_LAZY),
 ]

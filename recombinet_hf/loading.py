@@ -28,9 +28,24 @@ def _load_data_config(path, config: str, split: str, hub_kwargs: dict) -> Datase
     return dataset.cast_column("image", datasets.Image(decode=False))
 
 
+def _builder_kwargs(hub_kwargs: dict) -> dict:
+    """`load_dataset_builder` takes no `num_proc`."""
+    return {key: value for key, value in hub_kwargs.items() if key != "num_proc"}
+
+
 def _available_splits(path, hub_kwargs: dict) -> list[str]:
-    builder = datasets.load_dataset_builder(str(path), "foregrounds", **hub_kwargs)
+    builder = datasets.load_dataset_builder(str(path), "foregrounds", **_builder_kwargs(hub_kwargs))
     return list(builder.config.data_files or {})
+
+
+def _data_files(path, config: str, hub_kwargs: dict) -> tuple[dict[str, list[str]], Optional[datasets.Features]]:
+    """The shards of each split of `config`, in the order `datasets` reads them, and the features."""
+    builder = datasets.load_dataset_builder(str(path), config, **_builder_kwargs(hub_kwargs))
+    files = {split: [str(file) for file in shards] for split, shards in (builder.config.data_files or {}).items()}
+    features = builder.info.features
+    if features is not None:
+        check_columns(config, features, where=f"{path} ({config})")
+    return files, features
 
 
 def load_dataset(
@@ -52,8 +67,10 @@ def load_dataset(
     return_params: bool = False,
     train: Optional[bool] = None,
     min_backgrounds_per_class: int = MIN_BACKGROUNDS_PER_CLASS,
+    streaming: bool = False,
+    shuffle: Optional[bool] = None,
     **config_overrides: Any,
-) -> Union[Dataset, DatasetDict]:
+) -> Union[Dataset, DatasetDict, "RecombineIterableDataset", dict]:
     """Load config `name` of a RecombiNet release, recombining each sample when it is read.
 
     Args:
@@ -67,36 +84,60 @@ def load_dataset(
         source, background_transform, image_transform, return_mask, return_params,
         min_backgrounds_per_class: see `Recombine`.
         train: random (True) or centred (False) crops of oversized foregrounds; default: split == "train".
+        streaming: return a `RecombineIterableDataset` (a torch `IterableDataset`) that reads the
+            foreground shards a row group at a time and background images on demand (see
+            `recombinet_hf.streaming`); same sample for the same (seed, epoch, idx) as map-style.
+        shuffle: streaming only: permute row groups per epoch and shuffle rows in a buffer
+            (default: split == "train"). Map-style datasets are shuffled by the sampler.
         **config_overrides: recombination parameters, e.g. `rotation=20` (shown in `config.name`).
 
     Returns:
         A `datasets.Dataset` whose rows are `{"image" | "pixel_values", "label", "fg_key",
-        "bg_key", "bg_label"}` (+ `mask`, `params`), or a `DatasetDict` when `split` is None.
+        "bg_key", "bg_label"}` (+ `mask`, `params`), or a `DatasetDict` when `split` is None; with
+        `streaming=True` a `RecombineIterableDataset` (a dict of them when `split` is None).
     """
     hub_kwargs = _hub_kwargs(revision, cache_dir, token, num_proc)
+    if shuffle is not None and not streaming:
+        raise ValueError(
+            f"`shuffle={shuffle!r}` applies to `streaming=True` only; map-style datasets are shuffled by the "
+            "DataLoader's sampler."
+        )
     read_release_info(path, revision=revision, token=token, cache_dir=cache_dir)
     if name in DATA_CONFIGS:
         if config_overrides:
             raise ValueError(f"Recombination parameters {sorted(config_overrides)} do not apply to data config {name!r}.")
+        if streaming:
+            hub_kwargs.pop("num_proc", None)
+            return datasets.load_dataset(str(path), name, split=split, streaming=True, **hub_kwargs)
         return datasets.load_dataset(str(path), name, split=split, **hub_kwargs)
     config = RecombineConfig.from_name(name, **config_overrides)
-    splits = _available_splits(path, hub_kwargs)
+    if streaming:
+        foreground_files, foreground_features = _data_files(path, "foregrounds", hub_kwargs)
+        splits = list(foreground_files)
+    else:
+        splits = _available_splits(path, hub_kwargs)
     if split is None:
-        return DatasetDict(
-            {
-                each: load_dataset(
-                    path, config.name, each, seed=seed, epoch=epoch, num_epochs=num_epochs, source=source,
-                    background_transform=background_transform, image_transform=image_transform,
-                    return_mask=return_mask, return_params=return_params, train=train,
-                    min_backgrounds_per_class=min_backgrounds_per_class, **hub_kwargs,
-                )
-                for each in splits
-            }
-        )
+        loaded = {
+            each: load_dataset(
+                path, config.name, each, seed=seed, epoch=epoch, num_epochs=num_epochs, source=source,
+                background_transform=background_transform, image_transform=image_transform,
+                return_mask=return_mask, return_params=return_params, train=train,
+                min_backgrounds_per_class=min_backgrounds_per_class, streaming=streaming, shuffle=shuffle,
+                **hub_kwargs,
+            )
+            for each in splits
+        }
+        return loaded if streaming else DatasetDict(loaded)
     if split not in splits:
         raise ValueError(f"Unknown split {split!r} for {path}; available splits: {splits}.")
-    foregrounds = _load_data_config(path, "foregrounds", split, hub_kwargs)
-    backgrounds = _load_data_config(path, "backgrounds", split, hub_kwargs)
+    if streaming:
+        from .streaming import ParquetFiles, RecombineIterableDataset, StreamedBackgrounds, streaming_features
+
+        background_files, _ = _data_files(path, "backgrounds", hub_kwargs)
+        backgrounds = StreamedBackgrounds(ParquetFiles(background_files.get(split, []), token=token))
+    else:
+        foregrounds = _load_data_config(path, "foregrounds", split, hub_kwargs)
+        backgrounds = _load_data_config(path, "backgrounds", split, hub_kwargs)
     recombiner = Recombine(
         config,
         backgrounds,
@@ -111,13 +152,25 @@ def load_dataset(
         return_mask=return_mask,
         return_params=return_params,
     )
+    if streaming:
+        features = None
+        if foreground_features is not None:
+            features = streaming_features(foreground_features, image_column=None if image_transform else "image")
+        return RecombineIterableDataset(
+            ParquetFiles(foreground_files[split], token=token), recombiner, features=features,
+            shuffle=(split == "train") if shuffle is None else shuffle, seed=seed,
+        )
     foregrounds.set_transform(recombiner)
     return foregrounds
 
 
 def get_recombiner(dataset: Dataset) -> Recombine:
-    """The `Recombine` transform of a dataset from `load_dataset` (survives `select`/`shuffle`)."""
-    transform = (dataset.format.get("format_kwargs") or {}).get("transform")
+    """The `Recombine` transform of a dataset from `load_dataset` (survives `select`/`shuffle`;
+    streaming datasets carry it as `.recombiner`, also after `shard`)."""
+    if isinstance(getattr(dataset, "recombiner", None), Recombine):
+        return dataset.recombiner
+    transform = (getattr(dataset, "format", None) or {}).get("format_kwargs", {}) or {}
+    transform = transform.get("transform")
     if not isinstance(transform, Recombine):
         raise ValueError("This dataset has no recombination transform; load it with `recombinet_hf.load_dataset`.")
     return transform
@@ -125,5 +178,5 @@ def get_recombiner(dataset: Dataset) -> Recombine:
 
 def set_epoch(dataset: Dataset, epoch: int) -> None:
     """Set the epoch of a recombined dataset: images change, schedules advance. Reaches running
-    (persistent) DataLoader workers started by fork."""
+    (persistent) DataLoader workers started by fork. Works on streaming datasets too."""
     get_recombiner(dataset).set_epoch(epoch)

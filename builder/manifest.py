@@ -28,6 +28,7 @@ __all__ = [
     "BuildSettings",
     "make_manifest",
     "manifest_differences",
+    "check_manifest",
     "write_or_check_manifest",
     "read_manifest",
     "manifest_shards",
@@ -128,23 +129,29 @@ def manifest_differences(old: dict, new: dict) -> list[str]:
     return differences
 
 
-def write_or_check_manifest(folder: str | os.PathLike, manifest: dict) -> dict:
-    """Write `build.json` into `folder`, or check the existing one is the same build.
+def check_manifest(folder: str | os.PathLike, manifest: dict) -> None:
+    """ValueError listing the differences when `folder` holds a build of other source
+    content or settings (nothing to check when it has no `build.json` yet)."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return
+    differences = manifest_differences(read_json(path), json.loads(json.dumps(manifest)))
+    if differences:
+        raise ValueError(
+            f"{folder} already holds a build with other source content or settings:\n  "
+            + "\n  ".join(differences)
+            + "\nRerun with the same options to resume it, or build into a new `--out` folder."
+        )
 
-    Returns the manifest in force. Raises ValueError listing the differences when the folder
-    holds another build.
-    """
-    manifest = json.loads(json.dumps(manifest))  # compare as stored (tuples -> lists)
+
+def write_or_check_manifest(folder: str | os.PathLike, manifest: dict) -> dict:
+    """Write `build.json` into `folder`, or check the existing one is the same build (see
+    `check_manifest`); metadata-only fields are updated. Returns the manifest in force."""
+    manifest = json.loads(json.dumps(manifest))  # as stored (tuples -> lists)
+    check_manifest(folder, manifest)
     path = Path(folder) / MANIFEST_FILE
     if path.is_file():
         old = read_json(path)
-        differences = manifest_differences(old, manifest)
-        if differences:
-            raise ValueError(
-                f"{folder} already holds a build with other source content or settings:\n  "
-                + "\n  ".join(differences)
-                + "\nRerun with the same options to resume it, or build into a new `--out` folder."
-            )
         if all(old.get(key) == manifest.get(key) for key in manifest):
             return old
     write_json_atomic(path, manifest)

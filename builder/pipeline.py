@@ -13,7 +13,8 @@ Per image (see `outcomes` for where each one ends):
 
 Only a kept image gets rows, in all three configs at once, so there is never an orphan
 foreground. A shard in which every image fails inside a backend (segment, select, inpaint,
-encode) is not marked finished: that is a setup problem, and the run stops with it.
+encode) is not marked finished: that is a setup problem (model, options, device), and
+the run stops with it (shards of fewer than `SETUP_CHECK_MIN_IMAGES` images are exempt).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from recombinet_hf.parquet_writer import write_shard
 from .backends import INPAINTERS, SEGMENTERS
 from .classifiers import classifier_version, load_classifier
 from .decode import load_rgb
-from .manifest import BuildSettings, make_manifest, manifest_shards, write_or_check_manifest
+from .manifest import BuildSettings, check_manifest, make_manifest, manifest_shards, write_or_check_manifest
 from .outcomes import Outcome, SourceImageError, count_outcomes
 from .rows import make_rows
 from .shards import RankInfo, ShardSpec, data_paths, is_finished, outcome_path, shards_for_rank, write_json_atomic
@@ -56,6 +57,8 @@ BACKEND_MODULES = (
 TORCH_DEVICE_BACKENDS = {"grounded-sam", "lama"}
 #: Errors that say "the backend", not "the image", when every image of a shard has one.
 BACKEND_REASONS = {"segment_error", "select_error", "inpaint_error", "encode_error"}
+#: A shard of at least this many images that all fail inside a backend stops the build.
+SETUP_CHECK_MIN_IMAGES = 4
 
 
 def torch_device(local_rank: int = 0) -> str:
@@ -94,12 +97,27 @@ def _with_device(name: str, options: dict, device: str) -> dict:
     return dict(options)
 
 
-def create_backends(settings: BuildSettings, class_names: Sequence[str], *, device: str = "cpu") -> Backends:
-    """Create the backends named in `settings` (torch backends on `device`)."""
+def _import_backend_modules() -> None:
     import importlib
 
     for module in BACKEND_MODULES:
         importlib.import_module(module)
+
+
+def check_backend_names(settings: BuildSettings) -> None:
+    """ValueError naming the option and the registered names when a backend is unknown."""
+    _import_backend_modules()
+    for option, registry, name in (("--segment", SEGMENTERS, settings.segment), ("--inpaint", INPAINTERS, settings.inpaint)):
+        if name not in registry.factories:
+            raise ValueError(
+                f"`{option}` {name!r} is not a registered {registry.kind} backend; available: {sorted(registry.factories)} "
+                "(backends of other packages register when imported: `--plugin MODULE`)."
+            )
+
+
+def create_backends(settings: BuildSettings, class_names: Sequence[str], *, device: str = "cpu") -> Backends:
+    """Create the backends named in `settings` (torch backends on `device`)."""
+    _import_backend_modules()
     segmenter = SEGMENTERS.create(settings.segment, **_with_device(settings.segment, settings.segment_options, device))
     inpainter = INPAINTERS.create(settings.inpaint, **_with_device(settings.inpaint, settings.inpaint_options, device))
     classifier = load_classifier(settings.classifier, class_names=class_names, device=device)
@@ -310,7 +328,7 @@ class ShardBuilder:
 
     @staticmethod
     def _check_not_all_backend_errors(spec: ShardSpec, outcomes: list[Outcome]) -> None:
-        if len(outcomes) >= 2 and all(o.status == "error" and o.reason in BACKEND_REASONS for o in outcomes):
+        if len(outcomes) >= SETUP_CHECK_MIN_IMAGES and all(o.status == "error" and o.reason in BACKEND_REASONS for o in outcomes):
             first = outcomes[0]
             raise RuntimeError(
                 f"Every image of shard {spec.name} failed inside a backend ({first.reason}: {first.message}). "
@@ -351,30 +369,34 @@ def run_build(
 ) -> BuildReport:
     """Build this rank's unfinished shards of `source` into `out` (no finalize).
 
-    Writes or checks `build.json` first (so differing settings fail before any work);
-    backends are created only when there is a shard to build (`backends` overrides them).
+    An existing `build.json` is checked first (differing settings fail before any work);
+    backends are created only when there is a shard to build (`backends` overrides them),
+    and `build.json` is written once they exist, so a typo in a backend name or option
+    leaves no trace in the folder.
     """
     from tqdm.auto import tqdm
 
     out = Path(out)
+    check_backend_names(settings)
     source = source.limited(settings.limit, settings.splits)
     manifest = make_manifest(
         source, settings, release_version=release_version, recombination_configs=recombination_configs
     )
-    out.mkdir(parents=True, exist_ok=True)
-    write_or_check_manifest(out, manifest)
+    check_manifest(out, manifest)
     shards = manifest_shards(manifest)
     mine = shards_for_rank(shards, rank.rank, rank.world_size)
     todo = [spec for spec in mine if not is_finished(out, spec)]
     report = BuildReport(rank, len(shards), len(mine), len(mine) - len(todo))
     if report.shards_skipped:
         logger.info("rank %d: %d of its %d shards are already finished; skipping them", rank.rank, report.shards_skipped, len(mine))
-    if not todo:
-        return report
-    if backends is None:
+    if todo and backends is None:
         needs_torch = {settings.segment, settings.inpaint} & TORCH_DEVICE_BACKENDS or settings.classifier
         device = torch_device(rank.local_rank) if needs_torch else "auto"  # salient/telea pick their own device
         backends = create_backends(settings, source.class_names, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    write_or_check_manifest(out, manifest)
+    if not todo:
+        return report
     builder = ShardBuilder(source, settings, backends, out, num_workers=num_workers)
     started = time.perf_counter()
     counts: list[dict] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -24,7 +25,7 @@ from .plots import plot_fg_ratio_histogram, plot_image_grid
 from .preview import PREVIEW_CONFIGS, preview_rows
 from .schema import CardCheckError, validate_card_metadata
 from .statistics import ReleaseStatistics, release_statistics, size_category
-from .terms import SourceTerms, source_terms
+from .terms import IMAGENET_LICENSE_NAME, SourceTerms, source_terms
 
 TEMPLATE = "dataset_card.md"
 PREVIEW_IMAGE = "images/preview.png"
@@ -75,7 +76,7 @@ def recombination_configs(folder: str | os.PathLike, info: dict) -> list[str]:
 
 
 def _source_datasets(terms: SourceTerms, info: dict) -> Optional[list[str]]:
-    if terms.license == "other" and "ImageNet" in terms.source:
+    if terms.license_name == IMAGENET_LICENSE_NAME:
         return ["extended|imagenet-1k"]
     source = info.get("source")
     repo = source.get("repo_id") if isinstance(source, dict) else None
@@ -85,14 +86,20 @@ def _source_datasets(terms: SourceTerms, info: dict) -> Optional[list[str]]:
 
 
 def build_card_data(
-    folder: str | os.PathLike, info: dict, statistics: ReleaseStatistics, names: Sequence[str], terms: SourceTerms
+    folder: str | os.PathLike,
+    info: dict,
+    statistics: ReleaseStatistics,
+    names: Sequence[str],
+    terms: SourceTerms,
+    configs: Optional[Sequence[str]] = None,
 ) -> DatasetCardData:
-    """The card's YAML: Hub metadata, terms, and `configs`/`dataset_info` for every config."""
+    """The card's YAML: Hub metadata, terms, and `configs`/`dataset_info` for every config
+    (recombination `configs` default to `recombination_configs(folder, info)`)."""
     pretty_name = info.get("pretty_name") or f"RecombiNet: {terms.source}"[:100]
     return release_card_data(
         folder,
         names,
-        recombination_configs(folder, info),
+        recombination_configs(folder, info) if configs is None else configs,
         pretty_name=pretty_name,
         task_categories=["image-classification"],
         task_ids=["multi-class-image-classification"],
@@ -172,7 +179,13 @@ def _error_reasons(info: dict) -> list[tuple[str, str, int]]:
 
 
 def card_context(
-    folder: Path, info: dict, statistics: ReleaseStatistics, names: Sequence[str], terms: SourceTerms, repo_id: str
+    folder: Path,
+    info: dict,
+    statistics: ReleaseStatistics,
+    names: Sequence[str],
+    terms: SourceTerms,
+    repo_id: str,
+    configs: Sequence[str],
 ) -> dict[str, Any]:
     """The template's variables (besides the card data's own fields)."""
     outcome_names = [name for name in OUTCOME_ORDER if any(name in per for per in statistics.outcomes.values())]
@@ -185,7 +198,7 @@ def card_context(
         "num_classes": len(names),
         "terms": terms,
         "preview_configs": list(PREVIEW_CONFIGS),
-        "recombination_configs": recombination_configs(folder, info),
+        "recombination_configs": list(configs),
         "backgrounds": [f"`{value}`" for value in BACKGROUND_COMBINATIONS],
         "size_modes": [f"`{value}`" for value in SIZE_MODES],
         "columns": _column_rows(names),
@@ -241,10 +254,12 @@ def render_card(folder: str | os.PathLike, *, repo_id: Optional[str] = None, ima
     """
     folder = Path(folder)
     info, names, statistics, terms = release_summary(folder)
-    card_data = build_card_data(folder, info, statistics, names, terms)
+    configs = recombination_configs(folder, info)
+    card_data = build_card_data(folder, info, statistics, names, terms, configs)
     repo_id = repo_id or info.get("repo_id") or REPO_PLACEHOLDER
-    context = card_context(folder, info, statistics, names, terms, repo_id)
+    context = card_context(folder, info, statistics, names, terms, repo_id, configs)
     card = DatasetCard.from_template(card_data, template_path=str(template_path()), **context)
+    card = DatasetCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # template blocks leave blank runs
     problems = validate_card_metadata(card.data.to_dict(), folder=folder)
     if problems:
         raise CardCheckError(str(folder / "README.md"), problems)

@@ -5,7 +5,8 @@ pre-uploaded first), the commit is based on the branch head we inspected (`paren
 and the release's tag is created only afterwards. Tags are never moved: pushing a release
 whose tag already exists elsewhere is refused. Files of the previous release that the new one
 does not have (e.g. shards of another sharding) are deleted in the same commit, so `data_files`
-globs never mix releases; the old tag still loads the old files.
+globs never mix releases; the old tag still loads the old files. Files the release does not own
+(`.gitattributes`, a LICENSE added on the Hub) are left alone.
 
 The token comes only from `huggingface_hub` (`HF_TOKEN` or `hf auth login`), or the caller;
 it is never printed, logged or written to the folder.
@@ -35,9 +36,11 @@ logger = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
 BRANCH = "main"
 #: What a release consists of (paths relative to the folder); anything else stays local.
-RELEASE_GLOBS: tuple[str, ...] = ("README.md", RELEASE_INFO_FILE, "data/**/*.parquet", "images/*.png")
-#: Remote files a push never deletes.
-KEEP_REMOTE: tuple[str, ...] = (".gitattributes",)
+RELEASE_GLOBS: tuple[str, ...] = ("README.md", RELEASE_INFO_FILE, "outcomes.jsonl", "data/**/*.parquet", "images/*.png")
+#: Remote paths a release owns: those of a previous release that this one lacks are deleted.
+#: Anything else in the repo (.gitattributes, a LICENSE added on the Hub, ...) is left alone.
+MANAGED_FILES: tuple[str, ...] = ("README.md", RELEASE_INFO_FILE, "outcomes.jsonl")
+MANAGED_FOLDERS: tuple[str, ...] = ("data/", "images/")
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
 
@@ -79,9 +82,13 @@ def _check_tag(tag: Optional[str]) -> str:
     return tag
 
 
+def _managed(path: str) -> bool:
+    return path in MANAGED_FILES or path.startswith(MANAGED_FOLDERS)
+
+
 def _same_files(folder: Path, local: list[str], remote: dict) -> bool:
     """Whether the remote tree (path -> RepoFile) holds exactly the local release files."""
-    remote_paths = {path for path in remote if path not in KEEP_REMOTE}
+    remote_paths = {path for path in remote if _managed(path)}
     if remote_paths != set(local):
         return False
     for path in local:
@@ -119,7 +126,8 @@ def push_to_hub(
         private: create the repo private.
         token: a Hub token; default: `huggingface_hub.get_token()` (`HF_TOKEN`, `hf auth login`).
         tag: the release tag; default: `recombinet.json` `release_version`. An existing tag is never
-            moved: pushing is refused unless the tag already points at exactly this release.
+            moved: if it already holds exactly this release nothing is pushed (its sha is returned),
+            otherwise the push is refused.
         commit_message: default `"RecombiNet release <tag>"`.
         render: re-render the card (with `repo_id` in its examples) before pushing.
 
@@ -150,18 +158,18 @@ def push_to_hub(
     refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     head = next((ref.target_commit for ref in refs.branches if ref.name == BRANCH), None)
     tagged = next((ref.target_commit for ref in refs.tags if ref.name == tag), None)
-    remote = _remote_files(api, repo_id, head)
     if tagged is not None:
-        if tagged == head and _same_files(folder, local, remote):
+        if _same_files(folder, local, _remote_files(api, repo_id, tagged)):
             logger.info("%s: release %s is already pushed as %s; nothing to do.", repo_id, tag, tagged)
             return tagged
         raise PushError(
-            f"Tag {tag!r} already exists on {repo_id} and points to commit {tagged[:12]}, which is not this "
+            f"Tag {tag!r} already exists on {repo_id} and points to commit {tagged[:12]}, which holds another "
             "release; tags are never moved. Bump `release_version` in recombinet.json (or pass another tag)."
         )
+    remote = _remote_files(api, repo_id, head)
 
     operations: list = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path)) for path in local]
-    stale = sorted(path for path in remote if path not in local and path not in KEEP_REMOTE)
+    stale = sorted(path for path in remote if _managed(path) and path not in local)
     operations += [CommitOperationDelete(path_in_repo=path) for path in stale]
     commit = api.create_commit(
         repo_id,

@@ -40,7 +40,7 @@ class SourceTerms:
     """License and access terms of a release.
 
     Attributes:
-        source: human-readable source, e.g. ``"ImageNet-1k"``.
+        source: human-readable source, e.g. ``"ImageNet-1k"`` (the card says "<source> photos").
         license: Hub license id (``"other"`` needs `license_name` and `license_link`).
         gated: ``"auto"``/``"manual"`` to gate the repo through its settings, or False.
         extra_gated: YAML fields shown on the access-request form (`extra_gated_prompt`, ...).
@@ -109,7 +109,7 @@ def _slug(text: str) -> str:
 
 def _imagenet_terms(fields: Mapping[str, Any], explicit: Mapping[str, Any]) -> SourceTerms:
     kind = str(fields.get("kind") or fields.get("name") or "").lower()
-    pretty = "ImageNet photos of the RecombiNet sample (foolbox 3.3.4)" if kind == "sample" else "ImageNet-1k"
+    pretty = "ImageNet sample (foolbox 3.3.4)" if kind == "sample" else "ImageNet-1k"
     gated = _check_gated(explicit["gated"]) if explicit["gated"] is not None else "auto"
     return SourceTerms(
         source=pretty,

@@ -240,7 +240,12 @@ class EpochCallback(TrainerCallback):
     """
 
     def __init__(self, *targets: Any) -> None:
+        import datasets
+
         self.targets = [target for target in targets if target is not None]
+        for target in self.targets:
+            if not isinstance(target, datasets.Dataset) and not hasattr(target, "set_epoch"):
+                raise TypeError(f"EpochCallback targets need a `set_epoch` method; {type(target).__name__} has none.")
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         epoch = int(math.floor((state.epoch or 0.0) + 1e-6))

@@ -133,3 +133,13 @@ def test_other_shard_and_rank_counts_give_the_same_rows(source, reference, tmp_p
     # the same folder refuses another shard count, naming the setting
     with pytest.raises(ValueError, match="num_shards"):
         main(["-v", *args, "--num-shards", "2"])
+
+
+def test_unknown_backend_fails_before_writing_anything(source, tmp_path):
+    out = tmp_path / "release"
+    with pytest.raises(ValueError, match=r"`--segment` 'salent'.*available: \[.*'salient'"):
+        main(["-v", "build", "--source", str(source), "--out", str(out), "--segment", "salent"])
+    with pytest.raises(ValueError, match="allowed: .*threshold"):
+        main(["-v", "build", "--source", str(source), "--out", str(out), "--segment-option", "thresh=0.5"])
+    assert not out.exists()
+    assert main(["build", "--source", str(source), "--out", str(out), "--segment", "salent"]) == 2  # CLI: message, status 2

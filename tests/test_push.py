@@ -110,8 +110,11 @@ def _release(folder: Path, version: str, **kwargs) -> Path:
 
 
 def test_push_two_releases_and_load_every_version(hub, tmp_path, caplog, capsys):
+    from huggingface_hub import HfApi
+
     caplog.set_level(logging.DEBUG)
     v1 = _release(tmp_path / "v1", "0.0.1", num_shards=2)
+    (v1 / "outcomes.jsonl").write_text('{"key": "train_0_0000", "status": "kept"}\n', encoding="utf-8")
     sha1 = push_to_hub(v1, REPO)
 
     repo = hub.repo(REPO)
@@ -120,30 +123,37 @@ def test_push_two_releases_and_load_every_version(hub, tmp_path, caplog, capsys)
     assert repo.gated == "auto" and repo.private is False  # ImageNet sample: gated by the settings API
     remote = hub.files(REPO, "0.0.1")
     assert set(remote) == {".gitattributes", *release_files(v1)}
-    assert {"images/preview.png", "images/fg_ratio.png", "README.md", "recombinet.json"} <= set(remote)
+    assert {"images/preview.png", "images/fg_ratio.png", "README.md", "recombinet.json", "outcomes.jsonl"} <= set(remote)
     assert all(remote[path] == (v1 / path).read_bytes() for path in release_files(v1))
     assert f'load_dataset("{REPO}", "same-range-pt0.8"' in remote["README.md"].decode()
 
-    # Pushing the same release again changes nothing.
-    assert push_to_hub(v1, REPO) == sha1 and hub.state.commit_calls == 1
+    # Someone adds a LICENSE on the Hub; pushing the same release again changes nothing.
+    HfApi().upload_file(path_or_fileobj=b"terms", path_in_repo="LICENSE", repo_id=REPO, repo_type="dataset")
+    assert hub.state.commit_calls == 2
+    assert push_to_hub(v1, REPO) == sha1 and hub.state.commit_calls == 2
 
     # A second release with another sharding: old shards leave main in the same commit.
     v2 = _release(tmp_path / "v2", "0.0.2", num_shards=1, per_class=5, fg_ratios=[0.05, 0.15, 0.25, 0.35, 0.45])
     sha2 = push_to_hub(v2, REPO, commit_message="Second release")
-    assert sha2 != sha1 and hub.state.commit_calls == 2
+    assert sha2 != sha1 and hub.state.commit_calls == 3
     assert repo.tags == {"0.0.1": sha1, "0.0.2": sha2}
-    assert set(hub.files(REPO, "main")) == {".gitattributes", *release_files(v2)}
+    assert set(hub.files(REPO, "main")) == {".gitattributes", "LICENSE", *release_files(v2)}  # not ours: kept
     assert repo.commits[sha2].message == "Second release"
+    assert "outcomes.jsonl" in hub.files(REPO, "0.0.1") and "outcomes.jsonl" not in hub.files(REPO, "main")
     assert not any(path.endswith("of-00002.parquet") for path in hub.files(REPO, "main"))
 
-    # Tags are never moved: re-pushing the first release under its tag is refused, untouched.
+    # Tags are never moved: another release under an existing tag is refused, nothing changes.
+    v1b = _release(tmp_path / "v1b", "0.0.1", per_class=3)
+    render_card(v1b, repo_id=REPO, images=False)
     with pytest.raises(PushError, match="Tag '0.0.1' already exists .* tags are never moved"):
-        push_to_hub(v1, REPO, render=False)
-    assert repo.tags["0.0.1"] == sha1 and hub.state.commit_calls == 2
+        push_to_hub(v1b, REPO, render=False)
+    assert push_to_hub(v1, REPO, render=False) == sha1  # the first release itself is already there
+    assert repo.tags["0.0.1"] == sha1 and repo.branches["main"] == sha2 and hub.state.commit_calls == 3
 
     # Every config of both versions loads back through HF_ENDPOINT and equals its folder.
     configs = [*DATA_CONFIGS, "same-range-pt0.8", "all-range-pt1.0"]
-    checked = _load_back(hub, tmp_path, [["0.0.1", str(v1), configs, True], ["0.0.2", str(v2), configs, True], ["main", str(v2), ["foregrounds"], True]])
+    plan = [["0.0.1", str(v1), configs, True], ["0.0.2", str(v2), configs, True], ["main", str(v2), ["foregrounds"], True]]
+    checked = _load_back(hub, tmp_path, plan)
     assert "0.0.1/recombined" in checked and "0.0.2/recombined" in checked and "0.0.1/gated" in checked
     assert len([entry for entry in checked if entry.startswith("0.0.1/")]) == 2 * len(configs) + 2
 

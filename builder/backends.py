@@ -8,6 +8,7 @@ Heavy dependencies are imported inside the backends, never here.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
@@ -57,6 +58,18 @@ class Inpainter(Protocol):
     version: dict
 
     def inpaint(self, image: Image.Image, mask: np.ndarray) -> Image.Image: ...
+
+
+def check_options(backend: str, options: dict, cls: type) -> None:
+    """Raise a ValueError naming unknown `options` of backend `cls` (its keyword-only arguments)."""
+    allowed = [
+        name
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown option(s) {unknown} for the `{backend}` backend; allowed: {allowed}.")
 
 
 @dataclass

@@ -19,8 +19,6 @@ unchanged outside the mask.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import math
 import os
 from pathlib import Path
@@ -28,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .backends import INPAINTERS
+from recombinet_hf._files import sha256_file
+
+from .backends import INPAINTERS, check_options
 
 __all__ = [
     "default_dilation_radius",
@@ -106,14 +106,6 @@ def _check_image_mask(backend: str, image: Image.Image, mask: np.ndarray) -> tup
             f"{rgb.shape[:2]}."
         )
     return rgb, array
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class TeleaInpainter:
@@ -212,7 +204,7 @@ class LamaInpainter:
             "backend": "lama",
             "model": path.name,
             "source": source,
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
             "torch": torch.__version__,
         }
 
@@ -251,26 +243,15 @@ class LamaInpainter:
         return Image.fromarray(np.where(array[..., None], filled, rgb))
 
 
-def _check_options(backend: str, options: dict, cls: type) -> None:
-    allowed = [
-        name
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"Unknown option(s) {unknown} for the `{backend}` backend; allowed: {allowed}.")
-
-
 @INPAINTERS.register("telea")
 def create_telea(**options) -> TeleaInpainter:
     """Registry factory: ``INPAINTERS.create("telea", radius=5)``."""
-    _check_options("telea", options, TeleaInpainter)
+    check_options("telea", options, TeleaInpainter)
     return TeleaInpainter(**options)
 
 
 @INPAINTERS.register("lama")
 def create_lama(**options) -> LamaInpainter:
     """Registry factory: ``INPAINTERS.create("lama", model_path=...)`` or ``repo_id=``/``filename=``."""
-    _check_options("lama", options, LamaInpainter)
+    check_options("lama", options, LamaInpainter)
     return LamaInpainter(**options)

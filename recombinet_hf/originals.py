@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    import datasets
 
 from .images import decode_image, image_bytes, to_rgb
 

@@ -7,7 +7,6 @@ columns may hold PIL images (encoded here with the release codec of the config) 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from ._files import atomic_path
 from .features import release_features
 from .images import encode_image
 
@@ -78,22 +78,13 @@ def write_shard(
         if missing:
             raise ValueError(f"Row {number} (key {row.get('key')!r}) for config {config!r} lacks column(s) {missing}.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with pq.ParquetWriter(temp_name, schema) as writer:
-            column = IMAGE_FORMATS[config][0]
-            for group in _row_groups(encoded, column, row_group_bytes):
-                table = pa.Table.from_pylist([{name: row[name] for name in features} for row in group], schema=schema)
-                writer.write_table(table)
-            if not encoded:
-                writer.write_table(schema.empty_table())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_path(path) as temp_name, pq.ParquetWriter(temp_name, schema) as writer:
+        column = IMAGE_FORMATS[config][0]
+        for group in _row_groups(encoded, column, row_group_bytes):
+            table = pa.Table.from_pylist([{name: row[name] for name in features} for row in group], schema=schema)
+            writer.write_table(table)
+        if not encoded:
+            writer.write_table(schema.empty_table())
     return path
 
 

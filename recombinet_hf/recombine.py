@@ -12,7 +12,6 @@ import math
 import multiprocessing
 from typing import Any, Callable, Optional, Union
 
-import numpy as np
 from PIL import Image
 
 from ._validation import check_range

@@ -3,7 +3,6 @@ make a folder a Hub dataset repo, and reading them back (local folder or Hub id)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -12,17 +11,10 @@ from typing import Any, Optional, Sequence
 from datasets.info import DatasetInfo
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ._files import atomic_path, sha256_file
 from .features import DATA_CONFIGS, FORMAT_VERSION, SPLITS, SUPPORTED_FORMAT_VERSIONS, release_features
 
 RELEASE_INFO_FILE = "recombinet.json"
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def present_splits(folder: str | os.PathLike, config: str = "foregrounds") -> list[str]:
@@ -65,9 +57,8 @@ def write_release_info(folder: str | os.PathLike, info: dict) -> Path:
     }
     payload = {"format_version": FORMAT_VERSION, **info, "shards": shards}
     target = folder / RELEASE_INFO_FILE
-    temp = target.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temp, target)
+    with atomic_path(target) as temp:
+        Path(temp).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return target
 
 

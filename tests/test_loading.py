@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-import recombinet_hf
 from recombinet_hf import (
     Compose,
     ImageDecodeError,

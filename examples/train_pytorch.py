@@ -2,8 +2,9 @@
 workers, `DistributedSampler` + `set_epoch` under torchrun (gloo on CPU, nccl on GPUs), optional
 MixUp/CutMix and streaming; evaluation on the original images.
 
-    # one process
-    python examples/train_pytorch.py --release out/sample --config same-range-pt0.8 --model vit-tiny --epochs 3
+    # one process, evaluated on the sample photos
+    python examples/train_pytorch.py --release out/sample --config same-range-pt0.8 --model vit-tiny \
+        --epochs 3 --source sample
     # two processes on CPU (gloo), 2 DataLoader workers each, persistent
     torchrun --nproc_per_node 2 examples/train_pytorch.py --release out/sample --config same-range-pt0.8 \\
         --model convnext-tiny --epochs 3 --num-workers 2 --persistent-workers
@@ -43,6 +44,25 @@ from recombinet_hf.training import (
 )
 
 
+def resolve_source(source: str | None):
+    """`sample` -> the folder of the extracted sample photos (files named by key); else as given."""
+    if source != "sample":
+        return source
+    try:
+        from recombinet_builder.sample import sample_images
+    except ImportError as error:
+        raise SystemExit(f"--source sample needs the builder (`pip install -e .[builder]`): {error}") from error
+    return str(Path(sample_images()[0].path).parent)
+
+
+def batch_transform(kind: str, num_classes: int):
+    """MixUp (alpha 0.8), CutMix (alpha 1.0), one of them per batch, or None."""
+    if kind == "none":
+        return None
+    mixup, cutmix = MixUp(alpha=0.8, num_classes=num_classes), CutMix(alpha=1.0, num_classes=num_classes)
+    return {"mixup": mixup, "cutmix": cutmix, "both": RandomChoice([mixup, cutmix])}[kind]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--release", required=True, help="release folder or Hub dataset id")
@@ -54,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--labels", choices=["compact", "full"], default="compact")
     parser.add_argument("--mix", choices=["none", "mixup", "cutmix", "both"], default="none")
-    parser.add_argument("--source", default=None, help="folder of the original images (for evaluation)")
+    parser.add_argument("--source", default=None, help="folder of the original images (for evaluation), or `sample`")
     parser.add_argument("--streaming", action="store_true")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--persistent-workers", action="store_true")
@@ -85,7 +105,8 @@ def make_train_loader(args, processor, collate, rank: int, world_size: int):
     common = dict(split="train", seed=args.seed, num_epochs=args.epochs, image_transform=processor)
     workers = dict(num_workers=args.num_workers, persistent_workers=args.persistent_workers and args.num_workers > 0)
     if args.streaming:
-        train = split_dataset_by_node(load_dataset(args.release, args.config, streaming=True, **common), rank, world_size)
+        stream = load_dataset(args.release, args.config, streaming=True, **common)
+        train = split_dataset_by_node(stream, rank, world_size)
         return train, None, DataLoader(train, batch_size=args.batch_size, collate_fn=collate, **workers)
     train = load_dataset(args.release, args.config, **common)
     if world_size > 1:
@@ -114,19 +135,17 @@ def main(argv=None) -> dict:
     rank, world_size = setup()
     probe = load_dataset(args.release, args.config, split="train")
     label_space = LabelSpace.from_dataset(probe, compact=args.labels == "compact")
-    model = build_model(args.model, label_space, image_size=args.image_size, seed=args.seed)  # same weights on every rank
+    # seeded: the same initial weights on every rank
+    model = build_model(args.model, label_space, image_size=args.image_size, seed=args.seed)
     processor = image_processor_for(args.model if args.model not in TINY_MODELS else model)
 
     collator = ImageClassificationCollator(label_space)
-    kinds = {
-        "mixup": [MixUp(alpha=0.8, num_classes=label_space.num_labels)],
-        "cutmix": [CutMix(alpha=1.0, num_classes=label_space.num_labels)],
-        "both": [MixUp(alpha=0.8, num_classes=label_space.num_labels), CutMix(alpha=1.0, num_classes=label_space.num_labels)],
-    }
-    train_collate = collator if args.mix == "none" else MixCollator(RandomChoice(kinds[args.mix]), collator=collator, seed=args.seed)
+    mixing = batch_transform(args.mix, label_space.num_labels)
+    train_collate = collator if mixing is None else MixCollator(mixing, collator=collator, seed=args.seed)
     train, sampler, loader = make_train_loader(args, processor, train_collate, rank, world_size)
     eval_split = "validation" if "validation" in get_dataset_split_names(args.release, "foregrounds") else "train"
-    evaluation = load_original_images(args.release, args.config, eval_split, source=args.source, image_transform=processor)
+    evaluation = load_original_images(args.release, args.config, eval_split, source=resolve_source(args.source),
+                                      image_transform=processor)
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     lr = args.lr if args.lr is not None else (1e-3 if args.model in TINY_MODELS else 5e-5)
@@ -152,10 +171,14 @@ def main(argv=None) -> dict:
         samples = all_reduce(seen)
         mean_loss = all_reduce(total_loss) / max(samples, 1)
         accuracy = evaluate(model, evaluation, collator, args.batch_size, rank, world_size)
-        history.append({"epoch": epoch, "loss": mean_loss, "accuracy": accuracy, "steps": steps, "samples": int(samples)})
+        history.append(
+            {"epoch": epoch, "loss": mean_loss, "accuracy": accuracy, "steps": steps, "samples": int(samples)}
+        )
         if rank == 0:
             print(json.dumps(history[-1]), flush=True)
-    result = {"world_size": world_size, "eval_split": eval_split, "num_labels": label_space.num_labels, "history": history}
+    result = {
+        "world_size": world_size, "eval_split": eval_split, "num_labels": label_space.num_labels, "history": history,
+    }
     if rank == 0 and args.metrics:
         Path(args.metrics).write_text(json.dumps(result, indent=2) + "\n")
     if dist.is_initialized():

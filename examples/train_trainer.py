@@ -62,11 +62,13 @@ def resolve_source(source: str | None):
     return str(Path(sample_images()[0].path).parent)
 
 
-def batch_transform(kind: str, num_classes: int, seed: int):
+def batch_transform(kind: str, num_classes: int):
+    """MixUp (alpha 0.8), CutMix (alpha 1.0), one of them per batch, or None. `MixCollator` seeds
+    them per batch from (seed, epoch, batch index)."""
     if kind == "none":
         return None
-    mixup, cutmix = MixUp(alpha=0.8, num_classes=num_classes, seed=seed), CutMix(alpha=1.0, num_classes=num_classes, seed=seed)
-    return {"mixup": mixup, "cutmix": cutmix, "both": RandomChoice([mixup, cutmix], seed=seed)}[kind]
+    mixup, cutmix = MixUp(alpha=0.8, num_classes=num_classes), CutMix(alpha=1.0, num_classes=num_classes)
+    return {"mixup": mixup, "cutmix": cutmix, "both": RandomChoice([mixup, cutmix])}[kind]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -99,12 +101,13 @@ def main(argv=None) -> dict:
 
     train = load_dataset(args.release, args.config, split="train", seed=args.seed, num_epochs=args.epochs,
                          image_transform=processor, **hub)
-    eval_split = "validation" if "validation" in get_dataset_split_names(args.release, "foregrounds", **hub) else "train"
+    splits = get_dataset_split_names(args.release, "foregrounds", **hub)
+    eval_split = "validation" if "validation" in splits else "train"
     evaluation = load_original_images(args.release, args.config, eval_split, source=resolve_source(args.source),
                                       image_transform=processor, **hub)
 
     collator = ImageClassificationCollator(label_space)
-    mixing = batch_transform(args.mix, label_space.num_labels, args.seed)
+    mixing = batch_transform(args.mix, label_space.num_labels)
     train_collator = MixCollator(mixing, collator=collator, seed=args.seed) if mixing is not None else collator
 
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="recombinet-train-")

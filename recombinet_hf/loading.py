@@ -79,7 +79,8 @@ def load_dataset(
             or a data config (`"foregrounds"`, `"backgrounds"`, `"masks"`), returned as stored.
         split: `"train"` or `"validation"`; None gives a `DatasetDict` of all splits.
         seed, epoch, num_epochs: randomness derives from (seed, epoch, idx) only; change the
-            epoch with `set_epoch(dataset, epoch)` or `dataset.set_epoch(epoch)`.
+            epoch with `recombinet_hf.set_epoch(dataset, epoch)` (a map-style
+            `datasets.Dataset` has no `set_epoch` method; a streaming one has).
         revision, cache_dir, token, num_proc: passed to `datasets.load_dataset`.
         source, background_transform, image_transform, return_mask, return_params,
         min_backgrounds_per_class: see `Recombine`.
@@ -105,7 +106,9 @@ def load_dataset(
     read_release_info(path, revision=revision, token=token, cache_dir=cache_dir)
     if name in DATA_CONFIGS:
         if config_overrides:
-            raise ValueError(f"Recombination parameters {sorted(config_overrides)} do not apply to data config {name!r}.")
+            raise ValueError(
+                f"Recombination parameters {sorted(config_overrides)} do not apply to data config {name!r}."
+            )
         if streaming:
             hub_kwargs.pop("num_proc", None)
             return datasets.load_dataset(str(path), name, split=split, streaming=True, **hub_kwargs)

@@ -237,14 +237,18 @@ class RandomChoice:
 
     accepts_generator = True
 
-    def __init__(self, transforms: Sequence[BatchTransform], p: Optional[Sequence[float]] = None, *, seed: int = 0) -> None:
+    def __init__(
+        self, transforms: Sequence[BatchTransform], p: Optional[Sequence[float]] = None, *, seed: int = 0
+    ) -> None:
         self.transforms = list(transforms)
         if not self.transforms:
             raise ValueError("`transforms` must hold at least one batch transform, got an empty sequence.")
         if p is None:
             p = [1.0 / len(self.transforms)] * len(self.transforms)
         if len(p) != len(self.transforms) or any(v < 0 for v in p) or sum(p) <= 0:
-            raise ValueError(f"`p` must hold {len(self.transforms)} non-negative weights with a positive sum, got {list(p)!r}.")
+            raise ValueError(
+                f"`p` must hold {len(self.transforms)} non-negative weights with a positive sum, got {list(p)!r}."
+            )
         self.p = [float(v) / float(sum(p)) for v in p]
         self._default_rng = np.random.default_rng(seed)
 
@@ -354,7 +358,9 @@ def soft_cross_entropy(outputs: Any, labels: torch.Tensor, num_items_in_batch: O
     log_probs = F.log_softmax(logits.float(), dim=-1)
     if labels.is_floating_point():
         if labels.shape != logits.shape:
-            raise ValueError(f"Soft `labels` must have the logits' shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+            raise ValueError(
+                f"Soft `labels` must have the logits' shape {tuple(logits.shape)}, got {tuple(labels.shape)}."
+            )
         total = -(labels.to(log_probs.dtype) * log_probs).sum()
         count = float(num_items_in_batch) / labels.shape[1] if num_items_in_batch is not None else labels.shape[0]
     else:

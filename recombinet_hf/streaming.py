@@ -209,8 +209,10 @@ class RecombineIterableDataset(torch.utils.data.IterableDataset):
 
     def __repr__(self) -> str:
         node = f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else ""
-        return (f"RecombineIterableDataset(config={self.recombiner.config.name!r}, num_rows={self.foregrounds.num_rows}, "
-                f"row_groups={len(self.foregrounds.row_groups)}, epoch={self.epoch}{node})")
+        return (
+            f"RecombineIterableDataset(config={self.recombiner.config.name!r}, num_rows={self.foregrounds.num_rows}, "
+            f"row_groups={len(self.foregrounds.row_groups)}, epoch={self.epoch}{node})"
+        )
 
     # epochs and nodes ---------------------------------------------------------------------
     @property
@@ -224,9 +226,14 @@ class RecombineIterableDataset(torch.utils.data.IterableDataset):
     def shard(self, num_shards: int, index: int) -> "RecombineIterableDataset":
         """The part of the data that node `index` of `num_shards` reads (shares the epoch)."""
         if int(num_shards) < 1 or not 0 <= int(index) < int(num_shards):
-            raise ValueError(f"`index` must lie in [0, num_shards) with `num_shards` >= 1, got index={index!r}, num_shards={num_shards!r}.")
+            raise ValueError(
+                f"`index` must lie in [0, num_shards) with `num_shards` >= 1, got index={index!r}, "
+                f"num_shards={num_shards!r}."
+            )
         if self.world_size > 1:
-            raise ValueError(f"This dataset is already node {self.rank} of {self.world_size}; shard the unsplit dataset.")
+            raise ValueError(
+                f"This dataset is already node {self.rank} of {self.world_size}; shard the unsplit dataset."
+            )
         part = copy.copy(self)
         part.rank, part.world_size = int(index), int(num_shards)
         return part
@@ -252,7 +259,9 @@ class RecombineIterableDataset(torch.utils.data.IterableDataset):
             return units[self.rank :: self.world_size], False
         return units, True
 
-    def assignment(self, epoch: int, worker: int = 0, num_workers: int = 1) -> tuple[list[RowGroup], Callable[[int], bool]]:
+    def assignment(
+        self, epoch: int, worker: int = 0, num_workers: int = 1
+    ) -> tuple[list[RowGroup], Callable[[int], bool]]:
         """Row groups that `worker` of `num_workers` on this node reads at `epoch`, and the test its
         rows (global row numbers) must pass."""
         units, node_rows = self._node_units(epoch)
@@ -275,7 +284,13 @@ class RecombineIterableDataset(torch.utils.data.IterableDataset):
         return units, keep
 
     def __len__(self) -> int:
-        """Rows this node yields in the current epoch (over all its DataLoader workers)."""
+        """Rows this node yields in the current epoch (over all its DataLoader workers).
+
+        With row groups of unequal size split across nodes it can change from epoch to epoch.
+        DataLoader workers each end with a partial batch, so a loop that runs
+        `ceil(len / batch_size)` batches (`Trainer` sizes epochs this way) may stop a few rows
+        short of the epoch; iterate to exhaustion (under DDP inside `model.join()`) to see every row.
+        """
         units, node_rows = self._node_units(self.epoch)
         if not node_rows:
             return sum(unit.num_rows for unit in units)

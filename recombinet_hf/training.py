@@ -52,7 +52,9 @@ class LabelSpace:
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.dataset_labels):
-            raise ValueError(f"`names` ({len(self.names)}) and `dataset_labels` ({len(self.dataset_labels)}) differ in length.")
+            raise ValueError(
+                f"`names` ({len(self.names)}) and `dataset_labels` ({len(self.dataset_labels)}) differ in length."
+            )
         self._to_model.update({int(label): index for index, label in enumerate(self.dataset_labels)})
 
     @classmethod
@@ -257,8 +259,8 @@ class EpochCallback(TrainerCallback):
 class RecombineTrainer(Trainer):
     """`transformers.Trainer` for recombined data.
 
-    Differences: `eval_data_collator` (default: the collator that `data_collator` wraps, or
-    `data_collator`) collates evaluation batches, so MixUp/CutMix never touch them; and
+    Differences: `eval_data_collator` (default: the collator inside a `MixCollator`
+    `data_collator`, else `data_collator`) collates evaluation batches, so MixUp/CutMix never touch them; and
     `args.remove_unused_columns` must be False (else `Trainer` drops the foreground columns
     before the recombination transform sees them).
     """
@@ -271,7 +273,10 @@ class RecombineTrainer(Trainer):
                 "needs before it runs; pass `remove_unused_columns=False`."
             )
         if eval_data_collator is None:
-            eval_data_collator = getattr(self.data_collator, "collator", self.data_collator)
+            from .mixing import MixCollator
+
+            mixing = isinstance(self.data_collator, MixCollator)
+            eval_data_collator = self.data_collator.collator if mixing else self.data_collator
         self.eval_data_collator = eval_data_collator
 
     def _with_collator(self, collator: Callable, make: Callable):
@@ -283,10 +288,12 @@ class RecombineTrainer(Trainer):
             self.data_collator = train_collator
 
     def get_eval_dataloader(self, eval_dataset=None):
-        return self._with_collator(self.eval_data_collator, lambda: super(RecombineTrainer, self).get_eval_dataloader(eval_dataset))
+        make = super().get_eval_dataloader
+        return self._with_collator(self.eval_data_collator, lambda: make(eval_dataset))
 
     def get_test_dataloader(self, test_dataset):
-        return self._with_collator(self.eval_data_collator, lambda: super(RecombineTrainer, self).get_test_dataloader(test_dataset))
+        make = super().get_test_dataloader
+        return self._with_collator(self.eval_data_collator, lambda: make(test_dataset))
 
 
 # data and models ----------------------------------------------------------------------------
@@ -337,5 +344,6 @@ def build_model(model: str, label_space: LabelSpace, *, image_size: int = 32, se
     if model in TINY_MODELS:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return AutoModelForImageClassification.from_config(tiny_model_config(model, label_space, image_size=image_size))
+            config = tiny_model_config(model, label_space, image_size=image_size)
+            return AutoModelForImageClassification.from_config(config)
     return AutoModelForImageClassification.from_pretrained(model, ignore_mismatched_sizes=True, **labels)

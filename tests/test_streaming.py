@@ -14,7 +14,8 @@ from synthetic import make_release
 def wide_release(tmp_path_factory):
     """5 classes x 5 images (25 rows) in 4 shards per config: uneven shards for sharding tests."""
     names = ["a", "b", "c", "d", "e"]
-    return make_release(tmp_path_factory.mktemp("wide"), per_class=5, class_names=names, splits=("train",), num_shards=4)
+    folder = tmp_path_factory.mktemp("wide")
+    return make_release(folder, per_class=5, class_names=names, splits=("train",), num_shards=4)
 
 
 def pixels(sample) -> bytes:
@@ -66,7 +67,9 @@ def test_sharding_covers_every_row_once(wide_release, world_size, num_workers, s
         counts = collections.Counter()
         for rank in range(world_size):
             node = split_dataset_by_node(dataset, rank=rank, world_size=world_size)
-            node_rows = [row["idx"] for worker in range(num_workers) for row in node.iter_rows(epoch, worker, num_workers)]
+            node_rows = [
+                row["idx"] for worker in range(num_workers) for row in node.iter_rows(epoch, worker, num_workers)
+            ]
             node.set_epoch(epoch)
             assert len(node_rows) == len(node)
             counts.update(node_rows)

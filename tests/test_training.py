@@ -85,7 +85,9 @@ def test_compute_accuracy():
     assert compute_accuracy((logits, np.array([[1.0, 0.0], [0.3, 0.7], [0.9, 0.1]])))["accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("kind, processor", [("vit-tiny", "ViTImageProcessorPil"), ("convnext-tiny", "ConvNextImageProcessorPil")])
+@pytest.mark.parametrize(
+    "kind, processor", [("vit-tiny", "ViTImageProcessorPil"), ("convnext-tiny", "ConvNextImageProcessorPil")]
+)
 def test_tiny_models_and_their_processors(kind, processor):
     space = LabelSpace(tuple(CLASS_NAMES), (0, 1, 2))
     model = build_model(kind, space, image_size=32)
@@ -163,8 +165,10 @@ def test_epoch_callback_changes_images_in_workers(release, tmp_path, persistent)
         tmp_path, num_train_epochs=2, per_device_train_batch_size=4, learning_rate=0.0, logging_steps=100,
         dataloader_num_workers=2, dataloader_persistent_workers=persistent,
     )
-    trainer = RecordingTrainer(model=model, args=args, train_dataset=train, data_collator=ImageClassificationCollator(space),
-                               compute_loss_func=soft_cross_entropy, callbacks=[EpochCallback(train)])
+    trainer = RecordingTrainer(
+        model=model, args=args, train_dataset=train, data_collator=ImageClassificationCollator(space),
+        compute_loss_func=soft_cross_entropy, callbacks=[EpochCallback(train)],
+    )
     trainer.seen = []
     trainer.train()
     seen = torch.cat(trainer.seen)

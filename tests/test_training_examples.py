@@ -83,7 +83,8 @@ def torchrun(release, tmp_path, *options):
 
 def test_pytorch_example_under_torchrun(release, tmp_path):
     """Two gloo processes, DistributedSampler + set_epoch, persistent workers, MixUp/CutMix."""
-    result = torchrun(release, tmp_path, "--batch-size", "3", "--num-workers", "2", "--persistent-workers", "--mix", "both")
+    options = ["--batch-size", "3", "--num-workers", "2", "--persistent-workers", "--mix", "both"]
+    result = torchrun(release, tmp_path, *options)
     assert [(h["steps"], h["samples"]) for h in result["history"]] == [(2, 12), (2, 12)]  # 12 images / 2 ranks / 3
 
 

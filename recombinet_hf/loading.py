@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import datasets
 from datasets import Dataset, DatasetDict
@@ -16,26 +16,29 @@ from .recombine import Recombine
 from .release import read_release_info
 from .transforms import GeometricTransform
 
+if TYPE_CHECKING:
+    from .streaming import RecombineIterableDataset
+
 
 def _hub_kwargs(revision, cache_dir, token, num_proc) -> dict:
     kwargs = {"revision": revision, "cache_dir": cache_dir, "token": token, "num_proc": num_proc}
     return {key: value for key, value in kwargs.items() if value is not None}
 
 
-def _load_data_config(path, config: str, split: str, hub_kwargs: dict) -> Dataset:
-    dataset = datasets.load_dataset(str(path), config, split=split, **hub_kwargs)
-    check_columns(config, dataset.features, where=f"{path} ({config}/{split})")
-    return dataset.cast_column("image", datasets.Image(decode=False))
+def _load_data_config(path, config: str, hub_kwargs: dict) -> DatasetDict:
+    """Every split of a data config, images left undecoded (decoded on demand, errors naming the row).
+
+    All splits in one call: `datasets` prepares them all anyway, and each call re-parses the
+    README (about a second for an ImageNet-sized label list)."""
+    loaded = datasets.load_dataset(str(path), config, **hub_kwargs)
+    for split, dataset in loaded.items():
+        check_columns(config, dataset.features, where=f"{path} ({config}/{split})")
+    return DatasetDict({split: dataset.cast_column("image", datasets.Image(decode=False)) for split, dataset in loaded.items()})
 
 
 def _builder_kwargs(hub_kwargs: dict) -> dict:
     """`load_dataset_builder` takes no `num_proc`."""
     return {key: value for key, value in hub_kwargs.items() if key != "num_proc"}
-
-
-def _available_splits(path, hub_kwargs: dict) -> list[str]:
-    builder = datasets.load_dataset_builder(str(path), "foregrounds", **_builder_kwargs(hub_kwargs))
-    return list(builder.config.data_files or {})
 
 
 def _data_files(path, config: str, hub_kwargs: dict) -> tuple[dict[str, list[str]], Optional[datasets.Features]]:
@@ -118,53 +121,52 @@ def load_dataset(
         foreground_files, foreground_features = _data_files(path, "foregrounds", hub_kwargs)
         splits = list(foreground_files)
     else:
-        splits = _available_splits(path, hub_kwargs)
-    if split is None:
-        loaded = {
-            each: load_dataset(
-                path, config.name, each, seed=seed, epoch=epoch, num_epochs=num_epochs, source=source,
-                background_transform=background_transform, image_transform=image_transform,
-                return_mask=return_mask, return_params=return_params, train=train,
-                min_backgrounds_per_class=min_backgrounds_per_class, streaming=streaming, shuffle=shuffle,
-                **hub_kwargs,
-            )
-            for each in splits
-        }
-        return loaded if streaming else DatasetDict(loaded)
-    if split not in splits:
+        foregrounds = _load_data_config(path, "foregrounds", hub_kwargs)
+        splits = list(foregrounds)
+    if split is not None and split not in splits:
         raise ValueError(f"Unknown split {split!r} for {path}; available splits: {splits}.")
     if streaming:
         from .streaming import ParquetFiles, RecombineIterableDataset, StreamedBackgrounds, streaming_features
 
         background_files, _ = _data_files(path, "backgrounds", hub_kwargs)
-        backgrounds = StreamedBackgrounds(ParquetFiles(background_files.get(split, []), token=token))
     else:
-        foregrounds = _load_data_config(path, "foregrounds", split, hub_kwargs)
-        backgrounds = _load_data_config(path, "backgrounds", split, hub_kwargs)
-    recombiner = Recombine(
-        config,
-        backgrounds,
-        seed=seed,
-        epoch=epoch,
-        num_epochs=num_epochs,
-        train=(split == "train") if train is None else train,
-        min_backgrounds_per_class=min_backgrounds_per_class,
-        source=source,
-        background_transform=background_transform,
-        image_transform=image_transform,
-        return_mask=return_mask,
-        return_params=return_params,
-    )
-    if streaming:
-        features = None
-        if foreground_features is not None:
-            features = streaming_features(foreground_features, image_column=None if image_transform else "image")
-        return RecombineIterableDataset(
-            ParquetFiles(foreground_files[split], token=token), recombiner, features=features,
-            shuffle=(split == "train") if shuffle is None else shuffle, seed=seed,
+        backgrounds = _load_data_config(path, "backgrounds", hub_kwargs)
+
+    def recombiner_for(each: str, backgrounds_of_split) -> Recombine:
+        return Recombine(
+            config,
+            backgrounds_of_split,
+            seed=seed,
+            epoch=epoch,
+            num_epochs=num_epochs,
+            train=(each == "train") if train is None else train,
+            min_backgrounds_per_class=min_backgrounds_per_class,
+            source=source,
+            background_transform=background_transform,
+            image_transform=image_transform,
+            return_mask=return_mask,
+            return_params=return_params,
         )
-    foregrounds.set_transform(recombiner)
-    return foregrounds
+
+    result = {}
+    for each in splits if split is None else [split]:
+        if streaming:
+            streamed = StreamedBackgrounds(ParquetFiles(background_files.get(each, []), token=token))
+            features = None
+            if foreground_features is not None:
+                features = streaming_features(foreground_features, image_column=None if image_transform else "image")
+            result[each] = RecombineIterableDataset(
+                ParquetFiles(foreground_files[each], token=token), recombiner_for(each, streamed), features=features,
+                shuffle=(each == "train") if shuffle is None else shuffle, seed=seed,
+            )
+        else:
+            if each not in backgrounds:
+                raise ValueError(f"{path} has foregrounds but no backgrounds for split {each!r}.")
+            result[each] = foregrounds[each]
+            result[each].set_transform(recombiner_for(each, backgrounds[each]))
+    if split is not None:
+        return result[split]
+    return result if streaming else DatasetDict(result)
 
 
 def get_recombiner(dataset: Dataset) -> Recombine:

@@ -23,7 +23,7 @@ from recombinet_hf.release import RELEASE_INFO_FILE, read_release_info, sha256_f
 
 #: The Hub's dataset viewer refuses row groups over ~286 MiB ("TooBigContentError"); the
 #: limit is not documented exactly, so releases must stay under 256 MiB (uncompressed, as
-#: Parquet metadata reports it). The writer aims at 64 MiB (`parquet_writer.ROW_GROUP_BYTES`).
+#: Parquet metadata reports it). The writer aims at 8-32 MiB (`parquet_writer.ROW_GROUP_BYTES`).
 MAX_ROW_GROUP_BYTES = 256 * 1024 * 1024
 
 _SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d{5}-of-\d{5}\.parquet$")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,9 +21,10 @@ from .images import encode_image
 #: Codec of each config's image column.
 IMAGE_FORMATS = {"foregrounds": ("image", "WEBP"), "backgrounds": ("image", "JPEG"), "masks": ("mask", "PNG")}
 
-#: Byte budget of one row group; the Hub's viewer refuses row groups over ~286 MiB and
-#: `datasets` writes 100 MB ones, so we stay well below both.
-ROW_GROUP_BYTES = 64 * 1024 * 1024
+#: Byte budget of one row group per config. The Hub's viewer refuses row groups over ~286 MiB
+#: and `datasets` writes 100 MB ones, so we stay well below both; backgrounds are read one
+#: random row at a time when streaming (a whole row group per read), so theirs are smallest.
+ROW_GROUP_BYTES = {"foregrounds": 32 * 1024 * 1024, "backgrounds": 8 * 1024 * 1024, "masks": 32 * 1024 * 1024}
 
 
 def shard_filename(split: str, index: int, num_shards: int) -> str:
@@ -62,7 +63,7 @@ def write_shard(
     rows: Sequence[dict],
     class_names: Sequence[str],
     *,
-    row_group_bytes: int = ROW_GROUP_BYTES,
+    row_group_bytes: Optional[int] = None,
 ) -> Path:
     """Write `rows` of data config `config` to `path` atomically (temp file + rename).
 
@@ -80,7 +81,8 @@ def write_shard(
     path = Path(path)
     with atomic_path(path) as temp_name, pq.ParquetWriter(temp_name, schema) as writer:
         column = IMAGE_FORMATS[config][0]
-        for group in _row_groups(encoded, column, row_group_bytes):
+        budget = ROW_GROUP_BYTES[config] if row_group_bytes is None else row_group_bytes
+        for group in _row_groups(encoded, column, budget):
             table = pa.Table.from_pylist([{name: row[name] for name in features} for row in group], schema=schema)
             writer.write_table(table)
         if not encoded:

@@ -66,6 +66,18 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == biggest
 
 
+def _cuda_device_id(device: str) -> int | None:
+    """N of ``"cuda:N"``, else None."""
+    prefix, _, index = str(device).partition(":")
+    return int(index) if prefix == "cuda" and index.isdigit() else None
+
+
+def _local_rank() -> int:
+    """This process's GPU under torchrun/accelerate (LOCAL_RANK), else 0."""
+    value = os.environ.get("LOCAL_RANK", "0")
+    return int(value) if value.isdigit() else 0
+
+
 class SalientSegmenter:
     """U²-Net saliency through onnxruntime; one candidate (or none) per image.
 
@@ -77,7 +89,8 @@ class SalientSegmenter:
         min_peak: images whose raw (pre-normalisation) saliency maximum is
             below this get no candidate; in [0, 1), default 0.2; 0 disables.
         device: ``"auto"`` (CUDA when onnxruntime has the CUDA provider, else
-            CPU), ``"cpu"`` or ``"cuda"``.
+            CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. ``"auto"``/``"cuda"`` use GPU
+            ``LOCAL_RANK`` (set by torchrun/accelerate), so ranks do not all share GPU 0.
         num_threads: onnxruntime intra-op threads on CPU; default: usable cores, at most 8.
         batch_size: images per session run when the model's batch dimension
             is dynamic (a model with a fixed batch dimension is run at that size).
@@ -102,8 +115,9 @@ class SalientSegmenter:
             raise ValueError(f"salient option `threshold` must be a number in (0, 1); got {threshold!r}.")
         if not isinstance(min_peak, (int, float)) or not 0.0 <= float(min_peak) < 1.0:
             raise ValueError(f"salient option `min_peak` must be a number in [0, 1); got {min_peak!r}.")
-        if device not in _DEVICES:
-            raise ValueError(f"salient option `device` must be one of {list(_DEVICES)}; got {device!r}.")
+        device_id = _cuda_device_id(device)
+        if device not in _DEVICES and device_id is None:
+            raise ValueError(f"salient option `device` must be one of {list(_DEVICES)} or 'cuda:N'; got {device!r}.")
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"salient option `num_threads` must be a positive int or None; got {num_threads!r}.")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -121,13 +135,15 @@ class SalientSegmenter:
                 raise FileNotFoundError(f"salient option `model_path`: no such file {str(path)!r} (want a U²-Net .onnx file).")
 
         available = ort.get_available_providers()
-        if device == "cuda" and "CUDAExecutionProvider" not in available:
+        wants_cuda = device == "cuda" or device.startswith("cuda:")
+        if wants_cuda and "CUDAExecutionProvider" not in available:
             raise RuntimeError(
-                "salient option `device='cuda'`: onnxruntime has no CUDAExecutionProvider "
+                f"salient option `device={device!r}`: onnxruntime has no CUDAExecutionProvider "
                 f"(available: {available}); install onnxruntime-gpu or use device='cpu'/'auto'."
             )
-        use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+        use_cuda = (device == "auto" or wants_cuda) and "CUDAExecutionProvider" in available
+        cuda = ("CUDAExecutionProvider", {"device_id": device_id if device_id is not None else _local_rank()})
+        providers = [cuda, "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or _default_threads()

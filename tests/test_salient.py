@@ -86,3 +86,15 @@ def test_explicit_model_path_and_option_errors(segmenter, tmp_path):
         SEGMENTERS.create("salient", model_path=tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="prompt lists"):
         segmenter.segment([Image.new("RGB", (8, 8))], [])
+
+
+def test_gpu_choice_follows_the_local_rank(monkeypatch):
+    from recombinet_builder.segment_salient import SalientSegmenter, _cuda_device_id, _local_rank
+
+    assert _cuda_device_id("cuda:3") == 3 and _cuda_device_id("cuda") is None and _cuda_device_id("cpu") is None
+    monkeypatch.setenv("LOCAL_RANK", "5")
+    assert _local_rank() == 5
+    monkeypatch.delenv("LOCAL_RANK")
+    assert _local_rank() == 0
+    with pytest.raises(ValueError, match=r"must be one of \['auto', 'cpu', 'cuda'\] or 'cuda:N'; got 'tpu'"):
+        SalientSegmenter(device="tpu")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -47,8 +47,11 @@ class BackgroundPool:
         self.idx = np.asarray(self.idx, dtype=np.int64)
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.fg_ratios = np.asarray(self.fg_ratios, dtype=np.float64)
-        self._row_by_key = {key: row for row, key in enumerate(self.keys)}
-        self._row_by_idx = {int(value): row for row, value in enumerate(self.idx)}
+        # Lookups without per-row Python objects (ImageNet has 1.28M backgrounds per worker):
+        # idx through a sorted copy, keys only when first needed (`orig`, reconstructions).
+        self._idx_order = np.argsort(self.idx, kind="stable")
+        self._sorted_idx = self.idx[self._idx_order]
+        self._row_by_key: Optional[dict[str, int]] = None
         self._candidates: dict[int, np.ndarray] = {}
         if self.background_combination == "same":
             order = np.argsort(self.labels, kind="stable")
@@ -97,11 +100,14 @@ class BackgroundPool:
         return int(rows[rng.integers(len(rows))])
 
     def row_of_key(self, key: str) -> int:
+        if self._row_by_key is None:
+            self._row_by_key = {key: row for row, key in enumerate(self.keys)}
         if key not in self._row_by_key:
             raise KeyError(f"No background row with key {key!r} (needed for its own background).")
         return self._row_by_key[key]
 
     def row_of_idx(self, idx: int) -> int:
-        if int(idx) not in self._row_by_idx:
+        position = int(np.searchsorted(self._sorted_idx, int(idx)))
+        if position == len(self._sorted_idx) or self._sorted_idx[position] != int(idx):
             raise KeyError(f"No background row with idx {idx!r}.")
-        return self._row_by_idx[int(idx)]
+        return int(self._idx_order[position])

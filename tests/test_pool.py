@@ -63,3 +63,12 @@ def test_orig_uses_own_background_and_bad_arguments():
         make_pool("mixed", 0.5)
     with pytest.raises(ValueError, match="`min_backgrounds_per_class` must be >= 1"):
         make_pool("same", 0.5, k=0)
+
+
+def test_idx_and_key_lookups():
+    pool = BackgroundPool(idx=[30, 10, 20], keys=["c", "a", "b"], labels=[0, 0, 0], fg_ratios=[0.1] * 3)
+    assert [pool.row_of_idx(i) for i in (10, 20, 30)] == [1, 2, 0]
+    assert pool.row_of_key("b") == 2
+    for missing in (0, 15, 31):
+        with pytest.raises(KeyError, match=f"No background row with idx {missing}"):
+            pool.row_of_idx(missing)

@@ -69,6 +69,12 @@ def sample_images() -> list[SampleImage]:
     return sorted(samples, key=lambda sample: sample.key)
 
 
+def sample_folder() -> Path:
+    """The folder of the extracted sample photos (files named `<key>.jpg`), e.g. as `source=` of
+    `recombinet_hf.load_dataset` for original images."""
+    return Path(sample_images()[0].path).parent
+
+
 def _polygon_mask(size: tuple[int, int], points: list[tuple[float, float]]) -> np.ndarray:
     """Rasterise a polygon (pixel x, y) into a bool mask of PIL `size` (width, height)."""
     canvas = Image.new("L", size, 0)

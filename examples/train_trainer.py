@@ -37,7 +37,7 @@ from datasets import get_dataset_split_names
 from transformers import TrainingArguments
 
 from recombinet_hf import get_recombiner, load_dataset
-from recombinet_hf.mixing import CutMix, MixCollator, MixUp, RandomChoice, soft_cross_entropy
+from recombinet_hf.mixing import MIX_MODES, MixCollator, batch_mixing, soft_cross_entropy
 from recombinet_hf.training import (
     TINY_MODELS,
     EpochCallback,
@@ -56,19 +56,10 @@ def resolve_source(source: str | None):
     if source != "sample":
         return source
     try:
-        from recombinet_builder.sample import sample_images
+        from recombinet_builder.sample import sample_folder
     except ImportError as error:
         raise SystemExit(f"--source sample needs the builder (`pip install -e .[builder]`): {error}") from error
-    return str(Path(sample_images()[0].path).parent)
-
-
-def batch_transform(kind: str, num_classes: int):
-    """MixUp (alpha 0.8), CutMix (alpha 1.0), one of them per batch, or None. `MixCollator` seeds
-    them per batch from (seed, epoch, batch index)."""
-    if kind == "none":
-        return None
-    mixup, cutmix = MixUp(alpha=0.8, num_classes=num_classes), CutMix(alpha=1.0, num_classes=num_classes)
-    return {"mixup": mixup, "cutmix": cutmix, "both": RandomChoice([mixup, cutmix])}[kind]
+    return str(sample_folder())
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=None, help="default: 1e-3 for tiny models, 5e-5 otherwise")
     parser.add_argument("--image-size", type=int, default=32, help="input size of the tiny models")
     parser.add_argument("--labels", choices=["compact", "full"], default="compact")
-    parser.add_argument("--mix", choices=["none", "mixup", "cutmix", "both"], default="none")
+    parser.add_argument("--mix", choices=MIX_MODES, default="none")
     parser.add_argument("--source", default=None, help="folder of the original images, or `sample`")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--persistent-workers", action="store_true")
@@ -107,7 +98,7 @@ def main(argv=None) -> dict:
                                       image_transform=processor, **hub)
 
     collator = ImageClassificationCollator(label_space)
-    mixing = batch_transform(args.mix, label_space.num_labels)
+    mixing = batch_mixing(args.mix, label_space.num_labels)
     train_collator = MixCollator(mixing, collator=collator, seed=args.seed) if mixing is not None else collator
 
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="recombinet-train-")

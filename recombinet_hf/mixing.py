@@ -259,6 +259,20 @@ class RandomChoice:
 
 
 # collation ------------------------------------------------------------------------------------
+MIX_MODES = ("none", "mixup", "cutmix", "both")
+
+
+def batch_mixing(mode: str, num_classes: int, *, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0):
+    """The usual recipe by name: `mixup` (alpha 0.8), `cutmix` (alpha 1.0), `both` (one of the
+    two per batch) or `none` (None). `MixCollator` seeds them per batch."""
+    if mode not in MIX_MODES:
+        raise ValueError(f"`mode` must be one of {list(MIX_MODES)}, got {mode!r}.")
+    if mode == "none":
+        return None
+    mixup, cutmix = MixUp(alpha=mixup_alpha, num_classes=num_classes), CutMix(alpha=cutmix_alpha, num_classes=num_classes)
+    return {"mixup": mixup, "cutmix": cutmix, "both": RandomChoice([mixup, cutmix])}[mode]
+
+
 def _rank() -> int:
     """This process's rank under torchrun (`RANK`; inherited by DataLoader workers), else 0."""
     return int(os.environ.get("RANK", "0"))

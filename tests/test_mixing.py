@@ -181,3 +181,13 @@ def test_mix_collator_is_the_same_with_dataloader_workers(release):
     assert len(reference) == len(parallel) == 4
     for (x, y), (u, v) in zip(reference, parallel):
         assert torch.equal(x, u) and torch.equal(y, v)
+
+
+def test_batch_mixing_by_name():
+    from recombinet_hf.mixing import CutMix, MixUp, RandomChoice, batch_mixing
+
+    assert batch_mixing("none", 3) is None
+    assert isinstance(batch_mixing("mixup", 3), MixUp) and isinstance(batch_mixing("cutmix", 3), CutMix)
+    assert isinstance(batch_mixing("both", 3), RandomChoice)
+    with pytest.raises(ValueError, match=r"`mode` must be one of \['none', 'mixup', 'cutmix', 'both'\], got 'mix'"):
+        batch_mixing("mix", 3)

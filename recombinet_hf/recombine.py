@@ -57,6 +57,16 @@ class SharedEpoch:
         return (SharedEpoch, (self.value,))
 
 
+def _first_channel(value: Any) -> Any:
+    """One channel of a transformed mask: L for PIL, [H, W] for CHW tensors and HWC arrays."""
+    if isinstance(value, Image.Image):
+        return value.convert("L")
+    if getattr(value, "ndim", 0) == 3:
+        channels_last = value.shape[-1] in (1, 3) and value.shape[0] not in (1, 3)
+        return value[..., 0] if channels_last else value[0]
+    return value
+
+
 def _is_image_processor(transform: Any) -> bool:
     return hasattr(transform, "preprocess") and hasattr(transform, "model_input_names")
 
@@ -255,8 +265,7 @@ class Recombine:
         result = transform(image)
         out["image" if isinstance(result, Image.Image) else "pixel_values"] = result
         if self.return_mask:
-            mask_result = transform(mask.convert("RGB"))
-            out["mask"] = mask_result.convert("L") if isinstance(mask_result, Image.Image) else mask_result[0]
+            out["mask"] = _first_channel(transform(mask.convert("RGB")))
         return out
 
     def recombine(self, row: dict, epoch: Optional[int] = None) -> dict:

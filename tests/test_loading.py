@@ -30,7 +30,6 @@ def test_sample_contract(release):
     assert set(sample) == {"image", "label", "fg_key", "bg_key", "bg_label"}
     assert isinstance(sample["image"], Image.Image) and sample["image"].mode == "RGB"
     assert sample["label"] == sample["bg_label"]  # `same`
-    assert sample["fg_key"] != sample["bg_key"] or True
     assert len(dataset) == 12
     assert dataset.features["label"].names == CLASS_NAMES
 
@@ -164,8 +163,16 @@ def test_image_processor_gives_pixel_values(release):
     sample = dataset[0]
     assert sample["pixel_values"].shape == (3, 32, 32)
     assert sample["mask"].shape == (32, 32) and 0 <= float(sample["mask"].min()) and float(sample["mask"].max()) <= 1
-    plain = load_dataset(release, "all-range-pt1.0", split="train", image_transform=lambda im: np.asarray(im.resize((8, 8))))
-    assert plain[0]["pixel_values"].shape == (8, 8, 3)
+    plain = load_dataset(release, "all-range-pt1.0-sig0", split="train", return_mask=True,
+                         image_transform=lambda im: np.asarray(im.resize((8, 6), Image.Resampling.NEAREST)))
+    sample = plain[0]
+    assert sample["pixel_values"].shape == (6, 8, 3) and sample["mask"].shape == (6, 8)
+    colour = np.array([(220, 30, 30), (30, 200, 40), (40, 60, 230)][sample["label"]])
+    object_pixels = sample["pixel_values"][sample["mask"] == 255]
+    assert len(object_pixels) and np.abs(object_pixels - colour).max() <= 8  # mask aligned with the image
+    tensor = load_dataset(release, "all-range-pt1.0", split="train", return_mask=True,
+                          image_transform=lambda im: torch.from_numpy(np.array(im.resize((8, 6)))).permute(2, 0, 1))
+    assert tensor[0]["pixel_values"].shape == (3, 6, 8) and tensor[0]["mask"].shape == (6, 8)
 
 
 def test_dataset_dict_without_split(release):

@@ -44,17 +44,6 @@ from recombinet_hf.training import (
 )
 
 
-def resolve_source(source: str | None):
-    """`sample` -> the folder of the extracted sample photos (files named by key); else as given."""
-    if source != "sample":
-        return source
-    try:
-        from recombinet_builder.sample import sample_folder
-    except ImportError as error:
-        raise SystemExit(f"--source sample needs the builder (`pip install -e .[builder]`): {error}") from error
-    return str(sample_folder())
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--release", required=True, help="release folder or Hub dataset id")
@@ -136,7 +125,7 @@ def main(argv=None) -> dict:
     train_collate = collator if mixing is None else MixCollator(mixing, collator=collator, seed=args.seed)
     train, sampler, loader = make_train_loader(args, processor, train_collate, rank, world_size)
     eval_split = "validation" if "validation" in get_dataset_split_names(args.release, "foregrounds") else "train"
-    evaluation = load_original_images(args.release, args.config, eval_split, source=resolve_source(args.source),
+    evaluation = load_original_images(args.release, args.config, eval_split, source=args.source,
                                       image_transform=processor)
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model

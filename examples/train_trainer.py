@@ -51,17 +51,6 @@ from recombinet_hf.training import (
 )
 
 
-def resolve_source(source: str | None):
-    """`sample` -> the folder of the extracted sample photos (files named by key); else as given."""
-    if source != "sample":
-        return source
-    try:
-        from recombinet_builder.sample import sample_folder
-    except ImportError as error:
-        raise SystemExit(f"--source sample needs the builder (`pip install -e .[builder]`): {error}") from error
-    return str(sample_folder())
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--release", required=True, help="release folder or Hub dataset id")
@@ -94,7 +83,7 @@ def main(argv=None) -> dict:
                          image_transform=processor, **hub)
     splits = get_dataset_split_names(args.release, "foregrounds", **hub)
     eval_split = "validation" if "validation" in splits else "train"
-    evaluation = load_original_images(args.release, args.config, eval_split, source=resolve_source(args.source),
+    evaluation = load_original_images(args.release, args.config, eval_split, source=args.source,
                                       image_transform=processor, **hub)
 
     collator = ImageClassificationCollator(label_space)

@@ -307,9 +307,16 @@ def load_original_images(path, name: Union[str, RecombineConfig], split: str, **
     """The original (not recombined) images of a release split, for evaluation: config `name`
     with `orig_img_prob=1`, centred crops (`train=False`). With `source=` (a folder of the source
     images, e.g. the sample photos) the originals are read from it; without it they are
-    reconstructed (foreground pasted back on its own background). `kwargs` go to `load_dataset`."""
+    reconstructed (foreground pasted back on its own background). `source="sample"` means the
+    photos of the builder's `sample` source. `kwargs` go to `load_dataset`."""
     from .loading import load_dataset
 
+    if kwargs.get("source") == "sample":
+        try:
+            from recombinet_builder.sample import sample_folder
+        except ImportError as error:
+            raise ImportError(f"`source='sample'` needs the builder (`pip install recombinet[builder]`): {error}") from error
+        kwargs["source"] = str(sample_folder())
     kwargs.setdefault("train", False)
     return load_dataset(path, original_config_name(name), split=split, **kwargs)
 

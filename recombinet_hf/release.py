@@ -100,14 +100,24 @@ def read_release_info(
                 f"{local} has no {RELEASE_INFO_FILE}: it is not a RecombiNet release folder "
                 "(build one with `recombinet build`)."
             )
+    elif str(path).startswith(("/", ".", "~")):  # a filesystem path, never a Hub id
+        raise FileNotFoundError(f"No release folder at {str(path)!r}.")
     else:
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
 
-        target = Path(
-            hf_hub_download(
-                str(path), RELEASE_INFO_FILE, repo_type="dataset", revision=revision, token=token, cache_dir=cache_dir
+        try:
+            target = Path(
+                hf_hub_download(
+                    str(path), RELEASE_INFO_FILE, repo_type="dataset", revision=revision, token=token, cache_dir=cache_dir
+                )
             )
-        )
+        except (HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError) as error:
+            raise FileNotFoundError(
+                f"{str(path)!r} is neither a local release folder nor a Hub dataset repo with {RELEASE_INFO_FILE} "
+                f"(revision={revision!r}): {type(error).__name__}: {error}"
+            ) from error
     try:
         info = json.loads(target.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:

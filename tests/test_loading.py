@@ -280,3 +280,9 @@ def test_no_global_random_state_is_touched(release):
     dataset = load_dataset(release, "all-range-pt1.0-rot10", split="train")
     [dataset[i] for i in range(4)]
     assert (np.random.random(), random.random()) == before
+
+
+@pytest.mark.parametrize("path", ["./no/such/release", "/no/such/release", "no-such-org/no-such-release"])
+def test_missing_release_is_named(path):
+    with pytest.raises(FileNotFoundError, match="release"):
+        load_dataset(path, "same-range-pt0.8", split="train")

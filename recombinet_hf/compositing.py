@@ -102,11 +102,23 @@ def paste_foreground(
     return canvas, mask
 
 
+def scale_box(box: Sequence[float], source_size: Sequence[int], canvas_size: Sequence[int]) -> list[int]:
+    """A box in source pixels mapped onto a canvas of another size (e.g. a resized original)."""
+    sx, sy = canvas_size[0] / max(source_size[0], 1), canvas_size[1] / max(source_size[1], 1)
+    return [round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy)]
+
+
+def fit_to_box(foreground: Image.Image, box: Sequence[int]) -> Image.Image:
+    """The foreground crop resized to fill `box` (no-op when it already does)."""
+    width, height = int(box[2]) - int(box[0]), int(box[3]) - int(box[1])
+    if foreground.size == (width, height) or width < 1 or height < 1:
+        return foreground
+    return foreground.resize((width, height), Image.Resampling.BILINEAR)
+
+
 def paste_at_box(background: Image.Image, foreground: Image.Image, box: Sequence[int]) -> Image.Image:
     """Put a foreground back where it was cut from (reconstructing its original image)."""
     canvas = background.convert("RGB") if background.mode != "RGB" else background.copy()
-    x0, y0, x1, y1 = (int(v) for v in box)
-    if foreground.size != (x1 - x0, y1 - y0) and x1 > x0 and y1 > y0:
-        foreground = foreground.resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR)
-    canvas.paste(foreground.convert("RGB"), (x0, y0), foreground.getchannel("A"))
+    foreground = fit_to_box(foreground, box)
+    canvas.paste(foreground.convert("RGB"), (int(box[0]), int(box[1])), foreground.getchannel("A"))
     return canvas

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 from PIL import Image
 
 from ._validation import check_range
-from .compositing import paste_at_box, paste_foreground
+from .compositing import fit_to_box, paste_at_box, paste_foreground, scale_box
 from .config import RecombineConfig
 from .images import decode_image, image_bytes, to_rgb, to_rgba
 from .originals import OriginalImages, Source, resolve_source
@@ -191,17 +191,15 @@ class Recombine:
 
     def _original(self, row: dict, foreground: Image.Image) -> tuple[Image.Image, Image.Image]:
         """The original image and the object's alpha placed at its box."""
-        box = [int(v) for v in row["box"]]
         if self.originals is not None:
             image = self.originals.get(row["key"])
         else:
             own, _ = self._background(self.pool.row_of_key(row["key"]))
-            image = paste_at_box(own, foreground, box)
+            image = paste_at_box(own, foreground, [int(v) for v in row["box"]])
+        # a user's originals may be stored at another size than the source the box refers to
+        box = scale_box(row["box"], row["source_size"], image.size)
         mask = Image.new("L", image.size, 0)
-        alpha = foreground.getchannel("A")
-        if alpha.size != (box[2] - box[0], box[3] - box[1]) and box[2] > box[0] and box[3] > box[1]:
-            alpha = alpha.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.BILINEAR)
-        mask.paste(alpha, (box[0], box[1]))
+        mask.paste(fit_to_box(foreground, box).getchannel("A"), (box[0], box[1]))
         return image, mask
 
     def _transform_background(self, image, params, generator):

@@ -155,6 +155,18 @@ def test_original_from_source(release, tmp_path):
     assert dataset[5]["image"].getpixel((0, 0)) == (5, 0, 0)
 
 
+def test_mask_of_a_resized_original_follows_it(release):
+    raw = load_dataset(release, "foregrounds", split="train")
+    half = {row["key"]: row["image"].resize((48, 36)) for row in load_dataset(release, "backgrounds", split="train")}
+    dataset = load_dataset(release, "all-range-pt1.0-oip1", split="train", source=half, return_mask=True)
+    for i in range(4):
+        sample, row = dataset[i], raw[i]
+        x0, y0, x1, y1 = (v // 2 for v in row["box"])  # sources are 96x72
+        mask = np.asarray(sample["mask"], dtype=float)
+        assert sample["image"].size == mask.shape[::-1] == (48, 36)
+        assert mask[y0:y1, x0:x1].sum() / max(mask.sum(), 1) > 0.95
+
+
 def test_image_processor_gives_pixel_values(release):
     from transformers import ViTImageProcessorPil
 

@@ -51,6 +51,19 @@ def _data_files(path, config: str, hub_kwargs: dict) -> tuple[dict[str, list[str
     return files, features
 
 
+def _split_slice(spec: str, lengths: dict[str, int], path) -> tuple[str, range]:
+    """("train", rows) of a `datasets` split slice such as "train[:10%]" or "validation[100:200]"."""
+    try:
+        parts = datasets.ReadInstruction.from_spec(spec).to_absolute(lengths)
+    except (ValueError, AssertionError) as error:
+        raise ValueError(f"Unknown split {spec!r} for {path}; available splits: {list(lengths)} ({error}).") from None
+    if len(parts) != 1:
+        raise ValueError(
+            f"Split {spec!r} combines several splits; load them one by one (each recombines with its own backgrounds)."
+        )
+    return parts[0].splitname, range(parts[0].from_, parts[0].to)
+
+
 def load_dataset(
     path: Union[str, os.PathLike],
     name: str,
@@ -80,7 +93,8 @@ def load_dataset(
         path: a Hub dataset id (`"org/name"`) or a local release folder (same layout).
         name: a recombination config name such as `"same-range-pt0.8"` (see `RecombineConfig`),
             or a data config (`"foregrounds"`, `"backgrounds"`, `"masks"`), returned as stored.
-        split: `"train"` or `"validation"`; None gives a `DatasetDict` of all splits.
+        split: `"train"` or `"validation"`, or a slice of one such as `"train[:10%]"` (map-style);
+            None gives a `DatasetDict` of all splits.
         seed, epoch, num_epochs: randomness derives from (seed, epoch, idx) only; change the
             epoch with `recombinet_hf.set_epoch(dataset, epoch)` (a map-style
             `datasets.Dataset` has no `set_epoch` method; a streaming one has).
@@ -123,8 +137,11 @@ def load_dataset(
     else:
         foregrounds = _load_data_config(path, "foregrounds", hub_kwargs)
         splits = list(foregrounds)
+    rows = None  # a slice such as "train[:10%]" (map-style only)
     if split is not None and split not in splits:
-        raise ValueError(f"Unknown split {split!r} for {path}; available splits: {splits}.")
+        if streaming or "[" not in split:
+            raise ValueError(f"Unknown split {split!r} for {path}; available splits: {splits}.")
+        split, rows = _split_slice(split, {name: len(foregrounds[name]) for name in splits}, path)
     if streaming:
         from .streaming import ParquetFiles, RecombineIterableDataset, StreamedBackgrounds, streaming_features
 
@@ -162,7 +179,7 @@ def load_dataset(
         else:
             if each not in backgrounds:
                 raise ValueError(f"{path} has foregrounds but no backgrounds for split {each!r}.")
-            result[each] = foregrounds[each]
+            result[each] = foregrounds[each] if rows is None else foregrounds[each].select(rows)
             result[each].set_transform(recombiner_for(each, backgrounds[each]))
     if split is not None:
         return result[split]

@@ -298,3 +298,15 @@ def test_no_global_random_state_is_touched(release):
 def test_missing_release_is_named(path):
     with pytest.raises(FileNotFoundError, match="release"):
         load_dataset(path, "same-range-pt0.8", split="train")
+
+
+def test_split_slices(release):
+    whole = load_dataset(release, "all-range-pt1.0", split="train", return_params=True)
+    part = load_dataset(release, "all-range-pt1.0", split="train[2:5]", return_params=True)
+    assert len(part) == 3
+    assert [s["params"] for s in part] == [whole[i]["params"] for i in range(2, 5)]  # same samples
+    assert len(load_dataset(release, "all-range-pt1.0", split="validation[:50%]")) == 6
+    with pytest.raises(ValueError, match="combines several splits"):
+        load_dataset(release, "all-range-pt1.0", split="train[:2]+validation")
+    with pytest.raises(ValueError, match=r"Unknown split 'test\[:5\]'"):
+        load_dataset(release, "all-range-pt1.0", split="test[:5]")

@@ -43,26 +43,22 @@ def crop_to_fit(foreground: Image.Image, canvas_size: tuple[int, int], crop: Seq
 
 
 def soften_edges(foreground: Image.Image, sigma: float) -> tuple[Image.Image, int]:
-    """Blur the alpha edge with a Gaussian of `sigma` px. The crop is padded first (colour by edge
-    replication, alpha by zeros) so the blur is not clipped; returns the image and the padding."""
+    """Blur the alpha edge with a Gaussian of `sigma` px (total alpha is kept). The crop is padded
+    by 3 sigma first so the blur is not clipped; returns the image and the padding."""
     if sigma <= 0:
         return foreground, 0
     pad = int(math.ceil(3 * sigma))
-    array = np.asarray(foreground)
-    rgb = np.pad(array[..., :3], ((pad, pad), (pad, pad), (0, 0)), mode="edge").astype(np.float32)
-    alpha = np.pad(array[..., 3], pad, mode="constant")
-    # The blurred alpha reaches pixels that were transparent, whose colour is meaningless:
-    # give them the object's own nearby colour (normalised convolution of premultiplied RGB)
-    # so the soft edge fades object colour into the background instead of a dark halo.
-    weight = alpha.astype(np.float32) / 255.0
-    wide = ImageFilter.GaussianBlur(radius=2 * sigma + 1)
-    premultiplied = Image.fromarray((rgb * weight[..., None]).round().astype(np.uint8), "RGB").filter(wide)
-    spread = np.asarray(Image.fromarray(alpha).filter(wide), dtype=np.float32) / 255.0
-    filled = np.asarray(premultiplied, dtype=np.float32) / np.maximum(spread, 1e-3)[..., None]
-    rgb = np.where((weight < 1.0)[..., None] & (spread > 0)[..., None], filled, rgb)
-    blurred = Image.fromarray(alpha).filter(ImageFilter.GaussianBlur(radius=sigma))
-    out = np.dstack([rgb.clip(0, 255).round().astype(np.uint8), np.asarray(blurred)])
-    return Image.fromarray(out, "RGBA"), pad
+    canvas = Image.new("RGBA", (foreground.width + 2 * pad, foreground.height + 2 * pad), (0, 0, 0, 0))
+    canvas.paste(foreground, (pad, pad))
+    alpha = canvas.getchannel("A")
+    # The blurred alpha reaches pixels that were transparent, whose colour is meaningless: give
+    # them the object's own nearby colour, a blur of premultiplied RGB divided by the blurred
+    # alpha ("RGBa" round trip), so the edge fades object colour into the background, no halo.
+    spread = canvas.convert("RGBa").filter(ImageFilter.GaussianBlur(radius=2 * sigma + 1)).convert("RGBA")
+    opaque = alpha.point(lambda value: 255 if value == 255 else 0)
+    softened = Image.composite(canvas, spread, opaque)
+    softened.putalpha(alpha.filter(ImageFilter.GaussianBlur(radius=sigma)))
+    return softened, pad
 
 
 def nonant_range(canvas: int, extent: int, cell: int) -> tuple[float, float]:

@@ -28,7 +28,7 @@ def rotate_foreground(foreground: Image.Image, angle: float) -> Image.Image:
     """Rotate counter-clockwise by `angle` degrees, growing the canvas so nothing is cut."""
     if angle == 0:
         return foreground
-    return foreground.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    return foreground.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
 
 
 def crop_to_fit(foreground: Image.Image, canvas_size: tuple[int, int], crop: Sequence[float]) -> Image.Image:

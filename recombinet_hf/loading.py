@@ -200,5 +200,5 @@ def get_recombiner(dataset: Dataset) -> Recombine:
 
 def set_epoch(dataset: Dataset, epoch: int) -> None:
     """Set the epoch of a recombined dataset: images change, schedules advance. Reaches running
-    (persistent) DataLoader workers started by fork. Works on streaming datasets too."""
+    (persistent) DataLoader workers, forked or spawned. Works on streaming datasets too."""
     get_recombiner(dataset).set_epoch(epoch)

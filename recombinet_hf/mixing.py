@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import check_range
-from .recombine import SharedEpoch
+from .epoch import SharedEpoch
 
 #: A batch transform with torchvision's v2 CutMix/MixUp calling convention.
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

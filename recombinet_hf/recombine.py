@@ -7,15 +7,14 @@ row, config, seed, epoch, idx): the same in every DataLoader worker and after an
 
 from __future__ import annotations
 
-import ctypes
 import math
-import multiprocessing
 from typing import Any, Callable, Optional, Union
 
 from PIL import Image
 
 from ._validation import check_range
 from .compositing import fit_to_box, paste_at_box, paste_foreground, scale_box
+from .epoch import SharedEpoch
 from .config import RecombineConfig
 from .images import decode_image, image_bytes, to_rgb, to_rgba
 from .originals import OriginalImages, Source, resolve_source
@@ -30,31 +29,6 @@ from .sampling import (
     schedule_probability,
 )
 from .transforms import GeometricTransform, sample_and_apply
-
-
-class SharedEpoch:
-    """An epoch counter shared with forked DataLoader workers (persistent ones included).
-
-    Deep copies share the counter; pickling (spawned workers, dataset fingerprinting) carries
-    the current value.
-    """
-
-    def __init__(self, value: int = 0) -> None:
-        self._value = multiprocessing.RawValue(ctypes.c_longlong, int(value))
-
-    @property
-    def value(self) -> int:
-        return int(self._value.value)
-
-    @value.setter
-    def value(self, epoch: int) -> None:
-        self._value.value = int(epoch)
-
-    def __deepcopy__(self, memo) -> "SharedEpoch":
-        return self
-
-    def __reduce__(self):
-        return (SharedEpoch, (self.value,))
 
 
 def _first_channel(value: Any) -> Any:

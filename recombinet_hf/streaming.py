@@ -220,7 +220,7 @@ class RecombineIterableDataset(torch.utils.data.IterableDataset):
         return self.recombiner.epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """New recombinations and a new order; reaches running (persistent, forked) workers."""
+        """New recombinations and a new order; reaches running (persistent) workers, forked or spawned."""
         self.recombiner.set_epoch(epoch)
 
     def shard(self, num_shards: int, index: int) -> "RecombineIterableDataset":

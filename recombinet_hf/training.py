@@ -237,7 +237,7 @@ class EpochCallback(TrainerCallback):
     """Set the epoch of `targets` (datasets, collators) when each training epoch begins.
 
     `Trainer` calls `on_epoch_begin` before it creates the epoch's DataLoader iterator, and the
-    epoch lives in shared memory (`SharedEpoch`), so forked workers, persistent ones included,
+    epoch lives in shared memory (`SharedEpoch`), so workers (forked or spawned), persistent ones included,
     draw the new epoch's images. The epoch is `floor(state.epoch)` (also after resuming mid-epoch).
     """
 

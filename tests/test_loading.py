@@ -310,3 +310,35 @@ def test_split_slices(release):
         load_dataset(release, "all-range-pt1.0", split="train[:2]+validation")
     with pytest.raises(ValueError, match=r"Unknown split 'test\[:5\]'"):
         load_dataset(release, "all-range-pt1.0", split="test[:5]")
+
+
+def _rows(batch):
+    return batch
+
+
+def test_spawned_persistent_workers_follow_set_epoch(release):
+    dataset = load_dataset(release, "all-range-pt1.0", split="train", seed=3)
+    reference = _loader_pixels(dataset, num_workers=0)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=3, collate_fn=_rows, num_workers=2, persistent_workers=True,
+        multiprocessing_context="spawn",
+    )
+    spawned = []
+    for epoch in range(2):
+        set_epoch(dataset, epoch)
+        spawned.append([pixels(row) for batch in loader for row in batch])
+    assert spawned == reference
+
+
+def test_shared_epoch_copies_and_pickles():
+    import copy
+    import pickle
+
+    from recombinet_hf.epoch import SharedEpoch
+
+    epoch = SharedEpoch(3)
+    twin, clone = copy.deepcopy(epoch), pickle.loads(pickle.dumps(epoch))
+    epoch.value = 7
+    assert twin.value == 7 and clone.value == 7  # same block while its creator lives
+    orphan = SharedEpoch._attach("rn_no_such_block", 5)
+    assert orphan.value == 5

@@ -8,6 +8,7 @@ when the dataset is unpickled, so a later `set_epoch` reaches both.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import weakref
@@ -30,6 +31,15 @@ def _release(memory: shared_memory.SharedMemory, owner_pid: Optional[int]) -> No
             pass
 
 
+class _AnonymousBlock:
+    """Fallback storage: an anonymous shared mapping (shared with forked children only)."""
+
+    name = None
+
+    def __init__(self) -> None:
+        self.buf = memoryview(mmap.mmap(-1, struct.calcsize(_FORMAT)))
+
+
 class SharedEpoch:
     """An integer epoch visible to every process that holds a copy.
 
@@ -39,12 +49,17 @@ class SharedEpoch:
     """
 
     def __init__(self, value: int = 0) -> None:
-        self._memory = shared_memory.SharedMemory(create=True, size=struct.calcsize(_FORMAT))
-        weakref.finalize(self, _release, self._memory, os.getpid())
+        try:
+            self._memory = shared_memory.SharedMemory(create=True, size=struct.calcsize(_FORMAT))
+            weakref.finalize(self, _release, self._memory, os.getpid())
+        except OSError:  # no usable /dev/shm: an anonymous shared map still reaches forked workers
+            self._memory = _AnonymousBlock()
         self.value = value
 
     @classmethod
-    def _attach(cls, name: str, value: int) -> "SharedEpoch":
+    def _attach(cls, name: Optional[str], value: int) -> "SharedEpoch":
+        if name is None:
+            return cls(value)
         try:
             memory = shared_memory.SharedMemory(name=name)
         except (FileNotFoundError, OSError):

@@ -342,3 +342,17 @@ def test_shared_epoch_copies_and_pickles():
     assert twin.value == 7 and clone.value == 7  # same block while its creator lives
     orphan = SharedEpoch._attach("rn_no_such_block", 5)
     assert orphan.value == 5
+
+
+def test_shared_epoch_without_shared_memory(monkeypatch):
+    import pickle
+
+    from recombinet_hf import epoch as epoch_module
+
+    def refuse(*args, **kwargs):
+        raise OSError("no /dev/shm")
+
+    monkeypatch.setattr(epoch_module.shared_memory, "SharedMemory", refuse)
+    counter = epoch_module.SharedEpoch(2)
+    counter.value = 4
+    assert counter.value == 4 and pickle.loads(pickle.dumps(counter)).value == 4

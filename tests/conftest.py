@@ -41,3 +41,14 @@ def big_release(tmp_path_factory) -> Path:
         tmp_path_factory.mktemp("big_release"), per_class=4, size=(256, 192), fg_ratios=[0.05, 0.1, 0.15, 0.2],
         splits=("train",), num_shards=1,
     )
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train faster (and steadier on a shared 2-core machine) on one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

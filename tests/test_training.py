@@ -40,13 +40,7 @@ def make_sample_like_release(folder, present=PRESENT, per_class=2):
     return folder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster (and steadier on a shared 2-core machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def training_args(tmp_path, **overrides):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from recombinet_hf.compositing import alpha_coverage_of
 from recombinet_hf.images import encode_image
 from recombinet_hf.parquet_writer import IMAGE_FORMATS
 
@@ -61,7 +62,7 @@ def make_rows(
     box = mask_box(mask)
     crop = foreground_rgba(image, mask, box)
     fg_ratio = float(mask.mean())
-    alpha_coverage = float(np.asarray(crop.getchannel("A"), dtype=np.float64).mean() / 255.0)
+    alpha_coverage = alpha_coverage_of(crop)
     common = {"idx": int(idx), "key": str(key), "label": int(label)}
     return {
         "foregrounds": {

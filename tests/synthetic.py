@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from recombinet_builder.rows import make_rows
 from recombinet_hf.parquet_writer import shard_path, write_shard
 from recombinet_hf.release import write_minimal_card, write_release_info
 
@@ -43,32 +44,11 @@ def make_photo(width: int, height: int, label: int, fg_ratio: float, seed: int) 
 
 
 def rows_for(key: str, idx: int, label: int, image: Image.Image, mask: np.ndarray) -> dict:
-    """The foregrounds/backgrounds/masks rows of one source image (inpainting = blur fill)."""
-    ys, xs = np.nonzero(mask)
-    width, height = image.size
-    if len(xs):
-        box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
-    else:
-        box = [0, 0, 1, 1]
-    rgba = np.dstack([np.asarray(image), (mask * 255).astype(np.uint8)])
-    crop = Image.fromarray(rgba, "RGBA").crop(box)
-    fg_ratio = float(mask.mean())
+    """The foregrounds/backgrounds/masks rows of one source image, built by the builder's own
+    `make_rows` (inpainting = the mean colour of the rest of the image)."""
     background = np.asarray(image).copy()
     background[mask] = np.asarray(image)[~mask].mean(axis=0).astype(np.uint8) if (~mask).any() else 128
-    common = {"idx": idx, "key": key, "label": label}
-    return {
-        "foregrounds": {
-            **common,
-            "image": crop,
-            "box": box,
-            "source_size": [width, height],
-            "fg_ratio": fg_ratio,
-            "alpha_coverage": float(np.asarray(crop.getchannel("A")).mean() / 255),
-            "score": 1.0,
-        },
-        "backgrounds": {**common, "image": Image.fromarray(background), "fg_ratio": fg_ratio, "source_size": [width, height]},
-        "masks": {**common, "mask": Image.fromarray((mask * 255).astype(np.uint8), "L"), "box": box},
-    }
+    return make_rows(idx=idx, key=key, label=label, image=image, mask=mask, background=Image.fromarray(background), score=1.0)
 
 
 def make_release(

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 import pyarrow.parquet as pq
 
+from recombinet_hf._files import atomic_path
 from recombinet_hf.config import RecombineConfig
 from recombinet_hf.features import DATA_CONFIGS, DEFAULT_RECOMBINATION_CONFIGS, SPLITS
 from recombinet_hf.release import write_minimal_card, write_release_info
@@ -89,11 +90,9 @@ def _remove_temp_files(folder: Path) -> None:
 
 
 def _write_jsonl(path: Path, records: Sequence[dict]) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    with open(temp, "w", encoding="utf-8") as stream:
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as stream:
         for record in records:
             stream.write(json.dumps(record, sort_keys=True) + "\n")
-    os.replace(temp, path)
 
 
 def _distinct(values: list) -> list:

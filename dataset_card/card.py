@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from recombinet_hf._files import atomic_path
 from recombinet_hf.config import BACKGROUND_COMBINATIONS, SIZE_MODES, RecombineConfig
 from recombinet_hf.features import COLUMN_DOCS, DATA_CONFIGS, DEFAULT_RECOMBINATION_CONFIGS, release_features
 from recombinet_hf.pool import MIN_BACKGROUNDS_PER_CLASS
@@ -266,7 +267,6 @@ def render_card(folder: str | os.PathLike, *, repo_id: Optional[str] = None, ima
     if images:
         write_card_images(folder, statistics)
     target = folder / "README.md"
-    temp = folder / "README.md.tmp"
-    card.save(temp)
-    os.replace(temp, target)
+    with atomic_path(target) as temp:
+        card.save(temp)
     return target

@@ -11,6 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from recombinet_hf._files import atomic_path
+
 from .statistics import Histogram
 
 _SPLIT_COLOURS = {"train": "#3b75af", "validation": "#ef8636"}
@@ -18,11 +20,9 @@ _SPLIT_COLOURS = {"train": "#3b75af", "validation": "#ef8636"}
 
 def _save(figure: Figure, out: str | os.PathLike) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    temp = out.with_name(out.name + ".tmp")
-    figure.savefig(temp, format="png", dpi=100)
-    os.replace(temp, out)
+    with atomic_path(out) as temp:
+        figure.savefig(temp, format="png", dpi=100)
     return out
 
 

@@ -192,8 +192,10 @@ class Recombine:
         if int(params.idx) != int(row["idx"]):
             raise ValueError(f"`params` were drawn for idx {params.idx}, not for the row with idx {row['idx']}.")
         epoch = self.epoch if epoch is None else int(epoch)
-        transform_rng = sample_generators(self.seed, epoch, int(row["idx"]))[STREAM_TRANSFORM]
         recorded = params.background_transform or None
+        transform_rng = None  # only drawn from when a background transform has no recorded params
+        if isinstance(self.background_transform, GeometricTransform) and recorded is None:
+            transform_rng = sample_generators(self.seed, epoch, int(row["idx"]))[STREAM_TRANSFORM]
         foreground = to_rgba(decode_image(image_bytes(row["image"]), key=row["key"], what="foreground"))
         post = not self.config.paste_pre_transform and self.background_transform is not None
         if params.use_original:
